@@ -1,0 +1,63 @@
+package profileledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// View is a profile as read by Get: its data at a version, without a lease.
+type View[T any] struct {
+	// Key is the profile's key.
+	Key string
+	// Version is the sequence of the last event folded (0: no events).
+	Version uint64
+	// Epoch is the epoch of the last session that wrote up to Version.
+	Epoch uint64
+	// Exists is false if the profile has no events (Data is the template).
+	Exists bool
+	// Data is the profile's data, decoded over a copy of the template.
+	Data T
+	// Report says how the data was rebuilt.
+	Report LoadReport
+}
+
+// Get reads a profile without taking its lease: from the newest snapshot
+// and the events after it, or, with AtVersion or AtTime, as it was then. It
+// sees every acknowledged mutation up to the moment it reads; a live
+// session's later mutations are not in it.
+//
+// Errors: ErrInvalidKey, ErrBadEvent, ErrClosed, or NATS errors.
+func (st *Store[T]) Get(ctx context.Context, key string, opts ...ReadOption) (View[T], error) {
+	var rc readConfig
+	for _, o := range opts {
+		o(&rc)
+	}
+	token, err := encodeKey(key)
+	if err != nil {
+		return View[T]{}, err
+	}
+	if st.isClosed() {
+		return View[T]{}, ErrClosed
+	}
+	if !rc.at.IsZero() && rc.version > 0 {
+		return View[T]{}, fmt.Errorf("%w: AtVersion and AtTime together", ErrInvalidInput)
+	}
+	l, err := st.load(ctx, key, token, rc.version, rc.at)
+	if err != nil {
+		return View[T]{}, err
+	}
+	v := View[T]{Key: key, Version: l.version, Epoch: l.epoch, Exists: l.version > 0, Report: l.report}
+	if err := json.Unmarshal(st.template, &v.Data); err != nil {
+		return View[T]{}, fmt.Errorf("profileledger: decode template: %w", err)
+	}
+	if l.doc != nil {
+		data, _, _, _, err := st.reconcile(l.doc)
+		if err != nil {
+			return View[T]{}, fmt.Errorf("profileledger: profile %q: %w", key, err)
+		}
+		v.Data = data
+	}
+	return v, nil
+}
+

@@ -1,0 +1,97 @@
+package lease
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// HandoverRequest is what a contender sends to a holder's control subject.
+type HandoverRequest struct {
+	// Key is the profile key's token (as in Lease.Key).
+	Key string `json:"key"`
+	// Session is the holding session the contender saw in the lease; a
+	// holder with another session id ignores the request.
+	Session string `json:"session"`
+	// From names the contender, for logs.
+	From string `json:"from"`
+}
+
+// HandoverReply is the holder's answer.
+type HandoverReply struct {
+	// Released is true once the holder has flushed, appended its end, and
+	// deleted its lease.
+	Released bool `json:"released"`
+	// Version is the profile's version after the holder's last event.
+	Version uint64 `json:"version,omitempty"`
+	// Error says why the holder did not release, if it did not.
+	Error string `json:"error,omitempty"`
+}
+
+// RequestHandover asks the holder of l to hand the profile over and waits
+// for its reply until ctx ends. An error means no answer (the holder may be
+// dead, slow or gone); the caller then waits for the lease to expire.
+func RequestHandover(ctx context.Context, nc *nats.Conn, l Lease, from string) (HandoverReply, error) {
+	data, err := json.Marshal(HandoverRequest{Key: l.Key, Session: l.Record.Session, From: from})
+	if err != nil {
+		return HandoverReply{}, err
+	}
+	m, err := nc.RequestWithContext(ctx, l.Record.Control, data)
+	if err != nil {
+		return HandoverReply{}, fmt.Errorf("lease: hand-over request to %s: %w", l.Record.Node, err)
+	}
+	var r HandoverReply
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return HandoverReply{}, fmt.Errorf("lease: bad hand-over reply from %s: %w", l.Record.Node, err)
+	}
+	return r, nil
+}
+
+// WaitResult says why Wait returned.
+type WaitResult int
+
+const (
+	// Free: nobody holds the lease any more (released, deleted or expired by
+	// the server's TTL).
+	Free WaitResult = iota + 1
+	// Changed: another write replaced the lease (a new holder, or the same
+	// holder's renewal); look at the returned lease again.
+	Changed
+	// Expired: the lease stayed at the same revision for a whole TTL by the
+	// caller's own monotonic clock; the holder has stopped renewing and the
+	// caller may Steal it at the returned revision.
+	Expired
+)
+
+// WaitSince polls the lease every poll interval until it is free, replaced,
+// or silent for a TTL counted from since — when the caller first saw seen's
+// revision, by this process's monotonic clock (pass a time.Now() value) —
+// or until ctx ends.
+func (b *Bucket) WaitSince(ctx context.Context, seen Lease, since time.Time, poll time.Duration) (Lease, WaitResult, error) {
+	start := since
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		cur, held, err := b.Get(ctx, seen.Key)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return Lease{}, 0, ctx.Err()
+		case err != nil:
+			// The bucket is unreachable for now: keep waiting.
+		case !held:
+			return cur, Free, nil
+		case cur.Revision != seen.Revision:
+			return cur, Changed, nil
+		case time.Since(start) >= b.ttl:
+			return cur, Expired, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Lease{}, 0, ctx.Err()
+		case <-t.C:
+		}
+	}
+}

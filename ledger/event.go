@@ -1,0 +1,119 @@
+package ledger
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// FormatVersion is the version of the event envelope this package writes.
+// Readers accept every version up to and including it.
+const FormatVersion = 1
+
+// Event types written by profileledger itself. User event types must not use
+// the "session." prefix nor the "pl." prefix.
+const (
+	// TypeSessionStarted is the fence a new session appends before it returns
+	// to its caller. Its Ops, if any, reconcile the stored document with the
+	// store's template.
+	TypeSessionStarted = "session.started"
+	// TypeSessionEnded is appended by a session that ends cleanly (End,
+	// hand-over, Store.Close). Meta["reason"] says why.
+	TypeSessionEnded = "session.ended"
+)
+
+// Meta keys written by profileledger.
+const (
+	MetaReason    = "reason"    // session.ended: "end", "handover", "close"
+	MetaNode      = "node"      // session.started: the holder's node name
+	MetaPrevious  = "prev"      // session.started: the previous epoch
+	MetaReconcile = "reconcile" // session.started: "true" when Ops reconcile the template
+)
+
+// Op is one change inside an event: a JSON-Patch (RFC 6902) operation, or
+// "inc", which adds the number in Value to the number at Path.
+type Op struct {
+	// Op is one of "add", "remove", "replace", "move", "copy", "test", "inc".
+	Op string `json:"op"`
+	// Path is an RFC 6901 JSON Pointer; "" is the whole document.
+	Path string `json:"path"`
+	// From is the source pointer of "move" and "copy".
+	From string `json:"from,omitempty"`
+	// Value is the operand of "add", "replace", "test" and "inc".
+	Value json.RawMessage `json:"value,omitempty"`
+}
+
+// Event is one committed change of one profile: the unit of audit.
+type Event struct {
+	// V is the envelope format version (FormatVersion when written).
+	V int `json:"v"`
+	// ID is unique per event; it is also the message's Nats-Msg-Id.
+	ID string `json:"id"`
+	// Type is the caller's event type ("quest.completed") or one of the
+	// Type* constants.
+	Type string `json:"type"`
+	// Session is the id of the session that wrote the event.
+	Session string `json:"session"`
+	// Epoch is the writing session's epoch; it never decreases along a log.
+	Epoch uint64 `json:"epoch"`
+	// Time is the writer's wall clock, for people; no decision uses it.
+	Time time.Time `json:"time"`
+	// Ops are the changes, applied in order.
+	Ops []Op `json:"ops,omitempty"`
+	// Meta holds small annotations (reason, node, trade id, ...).
+	Meta map[string]string `json:"meta,omitempty"`
+
+	// Seq is the stream sequence of the event (its version). Set on read
+	// and after an append; never encoded.
+	Seq uint64 `json:"-"`
+	// Stored is the server's timestamp of the message. Set on read.
+	Stored time.Time `json:"-"`
+}
+
+// MaxTypeLen is the longest event type accepted.
+const MaxTypeLen = 128
+
+// ValidateUserType reports whether t may be used as a caller's event type.
+func ValidateUserType(t string) error {
+	switch {
+	case t == "":
+		return fmt.Errorf("event type is empty")
+	case len(t) > MaxTypeLen:
+		return fmt.Errorf("event type is %d bytes, over the limit of %d", len(t), MaxTypeLen)
+	case strings.HasPrefix(t, "session.") || strings.HasPrefix(t, "pl."):
+		return fmt.Errorf("event type %q uses a reserved prefix (session., pl.)", t)
+	}
+	return nil
+}
+
+// Encode returns the event's wire form.
+func (e *Event) Encode() ([]byte, error) {
+	return json.Marshal(e)
+}
+
+// DecodeEvent parses one event's wire form. It fails on anything that is not
+// a well-formed envelope of a known format version, so that a foreign or
+// garbage message is never mistaken for an event.
+func DecodeEvent(data []byte) (Event, error) {
+	var e Event
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Event{}, fmt.Errorf("not an event envelope: %w", err)
+	}
+	if dec.More() {
+		return Event{}, fmt.Errorf("not an event envelope: trailing data")
+	}
+	switch {
+	case e.V < 1 || e.V > FormatVersion:
+		return Event{}, fmt.Errorf("event format version %d is not supported (want 1..%d)", e.V, FormatVersion)
+	case e.ID == "":
+		return Event{}, fmt.Errorf("event has no id")
+	case e.Type == "":
+		return Event{}, fmt.Errorf("event %s has no type", e.ID)
+	case e.Epoch == 0:
+		return Event{}, fmt.Errorf("event %s has epoch 0", e.ID)
+	}
+	return e, nil
+}

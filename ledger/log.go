@@ -1,0 +1,296 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger/internal/jserr"
+)
+
+// DefaultTimeout bounds a call whose context has no deadline.
+const DefaultTimeout = 10 * time.Second
+
+// attemptTimeout bounds one publish attempt, so that a lost acknowledgement
+// is retried (with the same message ids) well before the caller's deadline.
+const attemptTimeout = 2 * time.Second
+
+// Log appends to and reads from the per-profile subjects of one stream.
+// A Log is safe for concurrent use.
+type Log struct {
+	js       jetstream.JetStream
+	nc       *nats.Conn
+	stream   jetstream.Stream
+	name     string
+	maxEvent int
+}
+
+// NewLog returns a Log over st. Events whose encoding is over maxEvent bytes
+// are refused with ErrTooLarge before anything is sent.
+func NewLog(js jetstream.JetStream, st jetstream.Stream, maxEvent int) *Log {
+	return &Log{js: js, nc: js.Conn(), stream: st, name: st.CachedInfo().Config.Name, maxEvent: maxEvent}
+}
+
+// MaxEventSize is the largest encoded event the log accepts.
+func (l *Log) MaxEventSize() int { return l.maxEvent }
+
+// Part is the events one atomic append writes to one subject.
+type Part struct {
+	// Subject is the profile's event subject.
+	Subject string
+	// Expected is the subject's last sequence as the writer last folded it
+	// (0: the subject must be empty).
+	Expected uint64
+	// Events are written in order; all carry the writer's epoch.
+	Events []Event
+}
+
+// Append writes events to subject, fenced on expected, and returns their
+// sequences. One event is one publish; several are one atomic batch, so
+// either all land or none does.
+//
+// A lost acknowledgement is retried with the same message ids until ctx
+// ends; if the retry finds the events already in the log, their sequences
+// are returned as if the first acknowledgement had arrived.
+//
+// Errors: ErrTooLarge (nothing sent), a *ConflictError matching ErrFenced or
+// ErrStale, ErrUncertain (wrapping the context's error) when ctx ended
+// before the outcome was known.
+func (l *Log) Append(ctx context.Context, subject string, expected uint64, events ...Event) ([]uint64, error) {
+	seqs, err := l.AppendAtomic(ctx, Part{Subject: subject, Expected: expected, Events: events})
+	if err != nil {
+		return nil, err
+	}
+	return seqs[0], nil
+}
+
+// AppendAtomic writes all parts in one JetStream atomic batch, each part
+// fenced on its own subject's expected sequence: all land or none does. It
+// returns each part's sequences. Errors are as for Append; a *ConflictError
+// names the first part whose fence failed.
+func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([][]uint64, error) {
+	msgs, err := l.encode(parts)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			// Settle what the previous attempt did before trying again: the
+			// log, not the missing ack, says whether it landed.
+			seqs, err := l.resolve(ctx, parts)
+			if err == nil || !errors.Is(err, errNotFound) {
+				return seqs, err
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %w (last error: %v)", ErrUncertain, ctx.Err(), lastErr)
+			case <-time.After(backoff(attempt)):
+			}
+		}
+		last, err := l.publish(ctx, msgs)
+		switch {
+		case err == nil:
+			return spread(parts, last), nil
+		case jserr.IsWrongLastSequence(err) || jserr.IsAtomicDuplicate(err):
+			return l.resolve(ctx, parts)
+		case jserr.IsTooLarge(err):
+			return nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
+		case jserr.Code(err) != 0:
+			return nil, fmt.Errorf("ledger: append to %s: %w", parts[0].Subject, err)
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			// One last look: did it land?
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
+			seqs, rerr := l.resolve(rctx, parts)
+			cancel()
+			if rerr == nil || !errors.Is(rerr, errNotFound) && !isTransport(rerr) {
+				return seqs, rerr
+			}
+			return nil, fmt.Errorf("%w: %w (last error: %v)", ErrUncertain, ctx.Err(), lastErr)
+		}
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := time.Duration(attempt*attempt) * 10 * time.Millisecond
+	return min(d, 500*time.Millisecond)
+}
+
+// errNotFound is resolve's way of saying "the events are not in the log and
+// nothing newer fenced us": the append did not happen and may be retried.
+var errNotFound = errors.New("ledger: events not in log")
+
+func isTransport(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
+// spread hands out the contiguous sequences of a committed batch whose last
+// message got sequence last.
+func spread(parts []Part, last uint64) [][]uint64 {
+	n := 0
+	for _, p := range parts {
+		n += len(p.Events)
+	}
+	seq := last - uint64(n) + 1
+	out := make([][]uint64, len(parts))
+	for i, p := range parts {
+		out[i] = make([]uint64, len(p.Events))
+		for j := range p.Events {
+			out[i][j] = seq
+			parts[i].Events[j].Seq = seq
+			seq++
+		}
+	}
+	return out
+}
+
+func (l *Log) encode(parts []Part) ([]*nats.Msg, error) {
+	var msgs []*nats.Msg
+	for _, p := range parts {
+		if len(p.Events) == 0 {
+			return nil, fmt.Errorf("ledger: append to %s: no events", p.Subject)
+		}
+		for i := range p.Events {
+			ev := &p.Events[i]
+			if ev.V == 0 {
+				ev.V = FormatVersion
+			}
+			data, err := ev.Encode()
+			if err != nil {
+				return nil, fmt.Errorf("ledger: encode event %s: %w", ev.ID, err)
+			}
+			if len(data) > l.maxEvent {
+				return nil, fmt.Errorf("%w: event %q is %d bytes, over the limit of %d", ErrTooLarge, ev.Type, len(data), l.maxEvent)
+			}
+			m := nats.NewMsg(p.Subject)
+			m.Data = data
+			m.Header.Set(jetstream.MsgIDHeader, ev.ID)
+			if i == 0 {
+				// Only the first message of a subject in a batch may carry
+				// the expectation; the batch is atomic, so it fences the rest.
+				m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(p.Expected, 10))
+			}
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs, nil
+}
+
+// publish sends msgs (one publish, or one atomic batch) and returns the
+// sequence of the last one.
+func (l *Log) publish(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	if len(msgs) == 1 {
+		ack, err := l.js.PublishMsg(actx, msgs[0])
+		if err != nil {
+			return 0, err
+		}
+		return ack.Sequence, nil
+	}
+	batch := uuid.NewString()
+	for i, m := range msgs {
+		m.Header.Set("Nats-Batch-Id", batch)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if i < len(msgs)-1 {
+			if err := l.nc.PublishMsg(m); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		m.Header.Set("Nats-Batch-Commit", "1")
+		resp, err := l.nc.RequestMsgWithContext(actx, m)
+		if err != nil {
+			return 0, err
+		}
+		var ack struct {
+			Seq   uint64              `json:"seq"`
+			Count int                 `json:"count"`
+			Error *jetstream.APIError `json:"error"`
+		}
+		if err := json.Unmarshal(resp.Data, &ack); err != nil {
+			return 0, fmt.Errorf("ledger: bad batch ack %q: %w", resp.Data, err)
+		}
+		if ack.Error != nil {
+			return 0, ack.Error
+		}
+		if ack.Count != len(msgs) {
+			return 0, fmt.Errorf("ledger: batch ack counts %d messages, sent %d", ack.Count, len(msgs))
+		}
+		return ack.Seq, nil
+	}
+	panic("unreachable")
+}
+
+// resolve reads each part's subject after its expected sequence to settle
+// an append whose fence failed or whose ack was lost: if the events are
+// there, it returns their sequences; if a newer epoch wrote, ErrFenced; if
+// something else moved the log, ErrStale; if nothing moved, errNotFound.
+func (l *Log) resolve(ctx context.Context, parts []Part) ([][]uint64, error) {
+	out := make([][]uint64, len(parts))
+	missing := false
+	for i, p := range parts {
+		want := make(map[string]int, len(p.Events))
+		for j, ev := range p.Events {
+			want[ev.ID] = j
+		}
+		epoch := p.Events[0].Epoch
+		seqs := make([]uint64, len(p.Events))
+		found := 0
+		var last, newer uint64
+		other := false
+		err := l.Read(ctx, p.Subject, p.Expected, 0, func(r Record) error {
+			last = r.Seq
+			if r.Err != nil {
+				other = true
+				return nil
+			}
+			if j, ok := want[r.Event.ID]; ok {
+				seqs[j] = r.Seq
+				found++
+				return nil
+			}
+			if r.Event.Epoch > epoch {
+				newer = max(newer, r.Event.Epoch)
+			}
+			other = true
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ledger: read %s to settle an append: %w", p.Subject, err)
+		}
+		switch {
+		case found == len(p.Events):
+			out[i] = seqs
+			for j := range p.Events {
+				parts[i].Events[j].Seq = seqs[j]
+			}
+			continue
+		case newer > 0:
+			return nil, &ConflictError{Expected: p.Expected, Last: last, Epoch: newer, Kind: ErrFenced}
+		case other:
+			return nil, &ConflictError{Expected: p.Expected, Last: last, Kind: ErrStale}
+		}
+		missing = true
+	}
+	if missing {
+		return nil, errNotFound
+	}
+	return out, nil
+}

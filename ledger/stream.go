@@ -1,0 +1,106 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfig says what a store's event stream must look like.
+type StreamConfig struct {
+	// Name is the stream name (PL_<STORE>).
+	Name string
+	// Subjects are the stream's subjects (pl.<store>.>).
+	Subjects []string
+	// Replicas is 1 on a single server, 3 in a cluster.
+	Replicas int
+	// MaxMsgSize is the largest message the stream accepts, in bytes.
+	MaxMsgSize int32
+	// Storage defaults to file storage.
+	Storage jetstream.StorageType
+	// Duplicates is the de-duplication window for Nats-Msg-Id (default 2 min).
+	Duplicates time.Duration
+}
+
+func (c StreamConfig) jetstream() jetstream.StreamConfig {
+	dup := c.Duplicates
+	if dup == 0 {
+		dup = 2 * time.Minute
+	}
+	return jetstream.StreamConfig{
+		Name:               c.Name,
+		Description:        "profileledger events and inboxes",
+		Subjects:           c.Subjects,
+		Retention:          jetstream.LimitsPolicy,
+		Storage:            c.Storage,
+		Replicas:           max(c.Replicas, 1),
+		MaxMsgSize:         c.MaxMsgSize,
+		Duplicates:         dup,
+		AllowDirect:        true,
+		AllowAtomicPublish: true,
+		Discard:            jetstream.DiscardOld,
+		MaxMsgs:            -1,
+		MaxBytes:           -1,
+		MaxAge:             0,
+		MaxMsgsPerSubject:  -1,
+	}
+}
+
+// OpenStream creates the stream if it is missing, or checks that the existing
+// one is compatible. Two processes may call it at once; both succeed. An
+// existing stream whose configuration does not fit is reported with
+// ErrStreamConfig, naming the field, and left as it is.
+func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	want := cfg.jetstream()
+	for range 3 {
+		st, err := js.Stream(ctx, cfg.Name)
+		if err == nil {
+			if err := compatible(st.CachedInfo().Config, want); err != nil {
+				return nil, err
+			}
+			return st, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("ledger: look up stream %s: %w", cfg.Name, err)
+		}
+		st, err = js.CreateStream(ctx, want)
+		if err == nil {
+			return st, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, fmt.Errorf("ledger: create stream %s: %w", cfg.Name, err)
+		}
+		// Someone else created it between our look-up and create: check theirs.
+	}
+	return nil, fmt.Errorf("ledger: stream %s keeps appearing and disappearing", cfg.Name)
+}
+
+func compatible(have, want jetstream.StreamConfig) error {
+	bad := func(field string, h, w any) error {
+		return fmt.Errorf("%w: stream %s has %s %v, want %v", ErrStreamConfig, have.Name, field, h, w)
+	}
+	switch {
+	case !slices.Equal(have.Subjects, want.Subjects):
+		return bad("subjects", have.Subjects, want.Subjects)
+	case have.Storage != want.Storage:
+		return bad("storage", have.Storage, want.Storage)
+	case have.Replicas != want.Replicas:
+		return bad("replicas", have.Replicas, want.Replicas)
+	case have.Retention != jetstream.LimitsPolicy:
+		return bad("retention", have.Retention, jetstream.LimitsPolicy)
+	case !have.AllowDirect:
+		return bad("allow_direct", false, true)
+	case !have.AllowAtomicPublish:
+		return bad("allow_atomic", false, true)
+	case have.MaxAge != 0 || have.MaxMsgs > 0 || have.MaxBytes > 0 || have.MaxMsgsPerSubject > 0:
+		return fmt.Errorf("%w: stream %s has limits that would discard events (max_age %v, max_msgs %d, max_bytes %d, max_msgs_per_subject %d); an audit log keeps everything",
+			ErrStreamConfig, have.Name, have.MaxAge, have.MaxMsgs, have.MaxBytes, have.MaxMsgsPerSubject)
+	case have.MaxMsgSize > 0 && have.MaxMsgSize < want.MaxMsgSize:
+		return bad("max_msg_size", have.MaxMsgSize, want.MaxMsgSize)
+	}
+	return nil
+}

@@ -1,0 +1,364 @@
+package profileledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/projector"
+)
+
+// Mutate changes the profile: fn edits a copy of the data; the difference
+// is appended to the log as one event of type eventType; only when JetStream
+// has acknowledged it does the session's data change and Mutate return nil.
+// If fn returns an error (or panics), or the append fails, the data stays as
+// it was and nothing is appended. A mutation that changes nothing appends
+// nothing and returns nil.
+//
+// ctx bounds the wait: if it ends before the mutation was sent, Mutate
+// returns ctx.Err() and nothing happens; if it ends while the append is in
+// flight, Mutate waits for the outcome (bounded by the deadline of the batch
+// it is in). fn must not call this session's Mutate or Apply (that would
+// wait for itself); Data and View are fine.
+//
+// Errors: fn's own error, ErrInvalidInput, ErrTooLarge, ErrUncertain, an
+// error matching ErrSessionLost, ErrSessionEnded.
+func (s *Session[T]) Mutate(ctx context.Context, eventType string, fn func(*T) error) error {
+	if fn == nil {
+		return fmt.Errorf("%w: Mutate needs a function", ErrInvalidInput)
+	}
+	return s.submit(ctx, &request[T]{ctx: ctx, typ: eventType, fn: fn})
+}
+
+// Apply changes the profile with explicit ops (Inc, Set, Add, Remove, Move,
+// Copy, Test), appended as one event of type eventType, all or nothing. An op
+// on a missing path, inc on a non-number, or a result that does not fit T
+// fails with an error matching ErrInvalidInput that names the op and path;
+// nothing is appended and the session stays usable. Otherwise as Mutate.
+func (s *Session[T]) Apply(ctx context.Context, eventType string, ops ...Op) error {
+	lops, err := ledgerOps(ops)
+	if err != nil {
+		return err
+	}
+	if len(lops) == 0 {
+		return fmt.Errorf("%w: Apply needs at least one op", ErrInvalidInput)
+	}
+	return s.submit(ctx, &request[T]{ctx: ctx, typ: eventType, ops: lops})
+}
+
+func (s *Session[T]) submit(ctx context.Context, r *request[T]) error {
+	if err := ledger.ValidateUserType(r.typ); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.done = make(chan error, 1)
+	s.mu.Lock()
+	if s.state != stateActive {
+		err := s.closedErrLocked()
+		s.mu.Unlock()
+		return err
+	}
+	s.queue = append(s.queue, r)
+	if s.committing {
+		s.mu.Unlock()
+		return s.wait(ctx, r)
+	}
+	s.committing = true
+	s.mu.Unlock()
+	s.drain() // this caller leads: it commits batches until the queue is empty
+	return <-r.done
+}
+
+func (s *Session[T]) closedErrLocked() error {
+	if s.state == stateDone {
+		return s.err
+	}
+	return ErrSessionEnded
+}
+
+// wait is a follower's wait for its request's outcome.
+func (s *Session[T]) wait(ctx context.Context, r *request[T]) error {
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	if i := slices.Index(s.queue, r); i >= 0 {
+		s.queue = slices.Delete(s.queue, i, i+1)
+		s.mu.Unlock()
+		return ctx.Err() // never sent
+	}
+	s.mu.Unlock()
+	return <-r.done // in flight: its outcome is near
+}
+
+// drain commits queued requests, a batch at a time, until none are left.
+func (s *Session[T]) drain() {
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 || s.state == stateDone {
+			for _, r := range s.queue {
+				r.done <- s.err
+			}
+			s.queue = nil
+			s.committing = false
+			s.idle.Broadcast()
+			s.mu.Unlock()
+			return
+		}
+		n := min(len(s.queue), s.st.cfg.maxBatch)
+		batch := s.queue[:n:n]
+		s.queue = slices.Clone(s.queue[n:])
+		s.mu.Unlock()
+		s.commit(batch)
+	}
+}
+
+// staged is a request whose change has been computed, not yet committed.
+type staged[T any] struct {
+	r    *request[T]
+	ev   *ledger.Event // nil: the request changes nothing
+	data T
+	raw  []byte
+	doc  any
+}
+
+// commit runs a batch: each request's change is computed on top of the
+// previous one's, then all events go to the log in one append (one publish,
+// or one atomic batch), fenced on the session's last-read sequence.
+func (s *Session[T]) commit(batch []*request[T]) {
+	ctx, cancel := batchContext(s.st.ctx, batch)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		s.mu.Lock()
+		resync := s.resync
+		s.mu.Unlock()
+		if resync {
+			if err := s.readPast(ctx, true); err != nil {
+				failAll(batch, err)
+				return
+			}
+		}
+		s.mu.Lock()
+		base := staged[T]{data: s.data, raw: s.raw, doc: s.doc}
+		fence := s.fence
+		s.mu.Unlock()
+
+		var out []staged[T]
+		var events []ledger.Event
+		cur := base
+		for _, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				r.done <- err
+				continue
+			}
+			next, err := s.stage(r, cur)
+			if err != nil {
+				r.done <- err
+				continue
+			}
+			out = append(out, next)
+			if next.ev != nil {
+				events = append(events, *next.ev)
+				cur = next
+			}
+		}
+		if len(events) == 0 {
+			ackAll(out, nil)
+			return
+		}
+		if s.st.cfg.deferred > 0 {
+			s.mu.Lock()
+			if s.state == stateDone {
+				err := s.err
+				s.mu.Unlock()
+				ackAll(out, err)
+				return
+			}
+			s.data, s.raw, s.doc = cur.data, cur.raw, cur.doc
+			s.unflushed = append(s.unflushed, events...)
+			s.mu.Unlock()
+			ackAll(out, nil)
+			return
+		}
+		seqs, err := s.st.ledger.Append(ctx, s.subject, fence, events...)
+		switch {
+		case err == nil:
+			last := seqs[len(seqs)-1]
+			s.mu.Lock()
+			s.data, s.raw, s.doc = cur.data, cur.raw, cur.doc
+			s.version, s.fence = last, last
+			s.sinceSnap += len(events)
+			if s.sinceSnap >= s.st.cfg.snapshotEvery {
+				s.snapshotLocked()
+			}
+			s.mu.Unlock()
+			ackAll(out, nil)
+			return
+		case errors.Is(err, ledger.ErrFenced):
+			s.lose(err)
+			ackAll(out, s.Err())
+			return
+		case errors.Is(err, ledger.ErrStale) && attempt < 3:
+			// Foreign messages moved the log: read past them and run the
+			// batch again on the (unchanged) data.
+			// Requests already answered (failed staging) stay answered.
+			s.mu.Lock()
+			s.resync = true
+			s.mu.Unlock()
+			batch = batch[:0:0]
+			for _, o := range out {
+				batch = append(batch, o.r)
+			}
+			continue
+		case errors.Is(err, ledger.ErrTooLarge):
+			ackAll(out, fmt.Errorf("%w: %w", ErrTooLarge, err))
+			return
+		default:
+			// The outcome is unknown: read the log before the next append.
+			s.mu.Lock()
+			s.resync = true
+			s.mu.Unlock()
+			ackAll(out, fmt.Errorf("%w: profile %q: %w", ErrUncertain, s.key, err))
+			return
+		}
+	}
+}
+
+func ackAll[T any](out []staged[T], err error) {
+	for _, o := range out {
+		o.r.done <- err
+	}
+}
+
+func failAll[T any](batch []*request[T], err error) {
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+// batchContext bounds a batch's append by the latest deadline among its
+// requests (or the default timeout), independent of any one caller's
+// cancellation once the append is in flight.
+func batchContext[T any](base context.Context, batch []*request[T]) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, r := range batch {
+		d, ok := r.ctx.Deadline()
+		if !ok {
+			latest = time.Time{}
+			break
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	if latest.IsZero() {
+		return context.WithTimeout(base, ledger.DefaultTimeout)
+	}
+	return context.WithDeadline(base, latest)
+}
+
+// stage computes r's change on top of cur.
+func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err error) {
+	next.r = r
+	var ops []ledger.Op
+	if r.fn != nil {
+		var w T
+		if err := json.Unmarshal(cur.raw, &w); err != nil {
+			return next, fmt.Errorf("profileledger: copy profile %q: %w", s.key, err)
+		}
+		if err := callSafely(r.fn, &w); err != nil {
+			return next, err
+		}
+		raw, err := json.Marshal(w)
+		if err != nil {
+			return next, fmt.Errorf("%w: profile %q no longer encodes as JSON: %v", ErrInvalidInput, s.key, err)
+		}
+		doc, err := projector.Decode(raw)
+		if err != nil {
+			return next, fmt.Errorf("profileledger: decode profile %q: %w", s.key, err)
+		}
+		ops = projector.Diff(cur.doc, doc)
+		next.data, next.raw, next.doc = w, raw, doc
+	} else {
+		doc, err := projector.Apply(cur.doc, r.ops)
+		if err != nil {
+			return next, fmt.Errorf("%w: profile %q: %w", ErrInvalidInput, s.key, err)
+		}
+		raw, err := projector.Encode(doc)
+		if err != nil {
+			return next, fmt.Errorf("profileledger: encode profile %q: %w", s.key, err)
+		}
+		var w T
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return next, fmt.Errorf("%w: profile %q: the result does not fit the profile's type: %v", ErrInvalidInput, s.key, err)
+		}
+		ops = r.ops
+		next.data, next.raw, next.doc = w, raw, doc
+	}
+	if len(ops) == 0 {
+		return next, nil
+	}
+	ev := s.newEvent(r.typ, ops, nil)
+	enc, err := ev.Encode()
+	if err != nil {
+		return next, fmt.Errorf("profileledger: encode event: %w", err)
+	}
+	if max := s.st.ledger.MaxEventSize(); len(enc) > max {
+		return next, fmt.Errorf("%w: %q event on %q is %d bytes, over the limit of %d", ErrTooLarge, r.typ, s.key, len(enc), max)
+	}
+	next.ev = &ev
+	return next, nil
+}
+
+// callSafely runs fn, turning a panic into an error.
+func callSafely[T any](fn func(*T) error, w *T) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("profileledger: mutation panicked: %v", p)
+		}
+	}()
+	return fn(w)
+}
+
+// Flush appends the session's deferred mutations now. In the default
+// (durable) mode there is never anything to flush and it returns nil.
+func (s *Session[T]) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state == stateDone {
+		err := s.err
+		s.mu.Unlock()
+		return err
+	}
+	events := s.unflushed
+	s.unflushed = nil
+	s.mu.Unlock()
+	if len(events) == 0 {
+		return nil
+	}
+	err := s.appendFlush(ctx, events)
+	switch {
+	case err == nil:
+		s.mu.Lock()
+		if s.sinceSnap >= s.st.cfg.snapshotEvery {
+			s.snapshotLocked()
+		}
+		s.mu.Unlock()
+		return nil
+	case errors.Is(err, ledger.ErrFenced):
+		s.lose(err)
+		return s.Err()
+	}
+	// Keep them for the next flush: same ids, so a landed append is found.
+	s.mu.Lock()
+	s.unflushed = append(events, s.unflushed...)
+	s.mu.Unlock()
+	return err
+}

@@ -1,0 +1,582 @@
+package profileledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/profileledger/profileledger/lease"
+	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/projector"
+	"github.com/profileledger/profileledger/snapshots"
+)
+
+// Reasons written into session.ended.
+const (
+	reasonEnd      = "end"
+	reasonHandover = "handover"
+	reasonClose    = "close"
+)
+
+type sessionState int
+
+const (
+	stateStarting sessionState = iota
+	stateActive
+	stateEnding
+	stateDone
+)
+
+// Session is one process's exclusive, live ownership of one profile. All its
+// methods are safe for concurrent use; concurrent mutations are committed in
+// order, several to one atomic append when they arrive together.
+type Session[T any] struct {
+	st      *Store[T]
+	key     string
+	token   string
+	subject string
+	id      string
+	started chan struct{} // closed when StartSession has finished, either way
+	done    chan struct{} // closed when the session is over
+
+	mu         sync.Mutex
+	idle       *sync.Cond // broadcast when committing turns false
+	state      sessionState
+	err        error
+	epoch      uint64
+	data       T      // committed data; replaced, never changed in place
+	raw        []byte // data's JSON form
+	doc        any    // the folded document (equal to raw as JSON)
+	version    uint64 // last event of the profile in the log
+	fence      uint64 // last message on the subject this session has read
+	lease      lease.Lease
+	renewedAt  time.Time
+	sinceSnap  int
+	queue      []*request[T]
+	committing bool
+	resync     bool
+	unflushed  []ledger.Event // deferred mode: applied in memory, not yet appended
+	report     LoadReport
+}
+
+type request[T any] struct {
+	ctx  context.Context
+	typ  string
+	fn   func(*T) error
+	ops  []ledger.Op
+	done chan error
+}
+
+// StartSession makes this process the one live holder of the profile key
+// and returns once its fence (a session.started event with a new epoch) is
+// in the log, with the profile's data folded from the newest snapshot and
+// the events after it.
+//
+// If another session holds the profile, StartSession by default asks it to
+// hand over (it flushes, ends and releases within milliseconds) and, if it
+// does not answer, waits for its lease to expire; with Steal it takes over
+// at once; with NoWait it fails with ErrLocked. ctx bounds the whole start,
+// including the wait: cancel it to give up (the error wraps ErrLocked and
+// the context's error). The session itself lives until End, Store.Close,
+// a hand-over or a loss, not until ctx ends.
+//
+// Errors: ErrInvalidKey, ErrLocked, ErrClosed, ErrBadEvent (the log holds an
+// event that does not fold), or a NATS error if ctx ended while NATS was
+// unreachable.
+func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...SessionOption) (*Session[T], error) {
+	var sc sessionConfig
+	for _, o := range opts {
+		o(&sc)
+	}
+	token, err := encodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if st.isClosed() {
+		return nil, ErrClosed
+	}
+	s := &Session[T]{
+		st: st, key: key, token: token, subject: st.names.events(token),
+		id:      uuid.NewString(),
+		started: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	s.idle = sync.NewCond(&s.mu)
+	rec := lease.Record{Session: s.id, Node: st.cfg.node, Control: st.names.control(st.id, token)}
+	for attempt := 0; ; attempt++ {
+		l, err := st.acquire(ctx, token, rec, sc)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.lease, s.renewedAt = l, time.Now()
+		s.mu.Unlock()
+		if err := st.register(token, s); err != nil {
+			st.releaseQuietly(l)
+			return nil, err
+		}
+		err = s.begin(ctx)
+		if err == nil {
+			s.mu.Lock()
+			s.state = stateActive
+			s.lease.Record.Epoch = s.epoch
+			s.mu.Unlock()
+			close(s.started)
+			return s, nil
+		}
+		st.unregister(token, s)
+		if !errors.Is(err, ledger.ErrFenced) || sc.noWait || attempt >= 5 || ctx.Err() != nil {
+			// Not worth another round: give the lease back and report.
+			st.releaseQuietly(l)
+			s.mu.Lock()
+			s.state, s.err = stateDone, err
+			s.mu.Unlock()
+			close(s.started)
+			close(s.done)
+			if errors.Is(err, ledger.ErrFenced) {
+				return nil, fmt.Errorf("%w: %q was taken by a newer session while starting: %w", ErrLocked, key, err)
+			}
+			return nil, err
+		}
+		// A newer session fenced us between our lease and our fence (a
+		// steal): contend again.
+	}
+}
+
+// acquire gets the lease of token, by create, hand-over, expiry or steal.
+func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record, sc sessionConfig) (lease.Lease, error) {
+	poll := min(max(st.leases.TTL()/10, 20*time.Millisecond), 250*time.Millisecond)
+	for attempt := 0; ; attempt++ {
+		l, err := st.leases.Acquire(ctx, token, rec)
+		if err == nil {
+			return l, nil
+		}
+		var held *lease.HeldError
+		if !errors.As(err, &held) {
+			// NATS unreachable or slow: keep trying until ctx ends.
+			if ctx.Err() != nil {
+				return lease.Lease{}, fmt.Errorf("profileledger: start session: %w", err)
+			}
+			st.log.Warn("lease not reachable; retrying", logKey, token, logErr, err)
+			if !sleep(ctx, backoff(attempt)) {
+				return lease.Lease{}, fmt.Errorf("profileledger: start session: %w (last error: %v)", ctx.Err(), err)
+			}
+			continue
+		}
+		cur := held.Current
+		seen := time.Now()
+		switch {
+		case sc.noWait:
+			return lease.Lease{}, fmt.Errorf("%w: %w", ErrLocked, held)
+		case sc.steal:
+			l, err := st.leases.Steal(ctx, token, cur.Revision, rec)
+			if errors.Is(err, lease.ErrLost) {
+				continue // it changed under us; look again
+			}
+			return l, err
+		}
+		hctx, cancel := context.WithTimeout(ctx, st.cfg.handoverTimeout)
+		reply, err := lease.RequestHandover(hctx, st.nc, cur, st.cfg.node)
+		cancel()
+		if err == nil && reply.Released {
+			continue
+		}
+		if ctx.Err() != nil {
+			return lease.Lease{}, fmt.Errorf("%w: gave up waiting for %s: %w", ErrLocked, cur.Record.Node, ctx.Err())
+		}
+		// No answer: wait for the lease to go, change, or fall silent for a
+		// TTL counted from when we first saw it.
+		wl, res, err := st.leases.WaitSince(ctx, cur, seen, poll)
+		if err != nil {
+			return lease.Lease{}, fmt.Errorf("%w: gave up waiting for %s: %w", ErrLocked, cur.Record.Node, err)
+		}
+		if res == lease.Expired {
+			st.log.Info("taking over a silent holder's profile", logKey, token, "holder", wl.Record.Node)
+			l, err := st.leases.Steal(ctx, token, wl.Revision, rec)
+			if err == nil {
+				return l, nil
+			}
+			if !errors.Is(err, lease.ErrLost) {
+				return lease.Lease{}, err
+			}
+		}
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	return min(time.Duration(1<<min(attempt, 10))*10*time.Millisecond, time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (st *Store[T]) releaseQuietly(l lease.Lease) {
+	ctx, cancel := context.WithTimeout(st.ctx, st.leases.TTL())
+	defer cancel()
+	if err := st.leases.Release(ctx, l); err != nil {
+		st.log.Debug("lease not released", logKey, l.Key, logErr, err)
+	}
+}
+
+// begin loads the profile, reconciles it with the template and appends the
+// session.started fence. A stale read (someone appended after our load,
+// without a newer epoch) is re-read a few times; a newer epoch is returned
+// as ErrFenced.
+func (s *Session[T]) begin(ctx context.Context) error {
+	st := s.st
+	for range 5 {
+		l, err := st.load(ctx, s.key, s.token, 0, time.Time{})
+		if err != nil {
+			return err
+		}
+		data, raw, doc, ops, err := st.reconcile(l.doc)
+		if err != nil {
+			return fmt.Errorf("profileledger: profile %q: %w", s.key, err)
+		}
+		epoch := l.epoch + 1
+		ev := ledger.Event{
+			ID: uuid.NewString(), Type: ledger.TypeSessionStarted, Session: s.id, Epoch: epoch,
+			Time: time.Now().UTC(), Ops: ops,
+			Meta: map[string]string{ledger.MetaNode: st.cfg.node, ledger.MetaPrevious: fmt.Sprint(l.epoch)},
+		}
+		if len(ops) > 0 {
+			ev.Meta[ledger.MetaReconcile] = "true"
+		}
+		seqs, err := st.ledger.Append(ctx, s.subject, l.fence, ev)
+		if errors.Is(err, ledger.ErrStale) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.epoch, s.data, s.raw, s.doc = epoch, data, raw, doc
+		s.version, s.fence = seqs[0], seqs[0]
+		s.report = l.report
+		s.sinceSnap = l.report.Replayed + 1
+		s.mu.Unlock()
+		if s.sinceSnap >= st.cfg.snapshotEvery {
+			s.snapshotLocked()
+		}
+		return nil
+	}
+	return fmt.Errorf("profileledger: start session of %q: the log keeps moving under the load", s.key)
+}
+
+// reconcile decodes doc over a copy of the template and returns the typed
+// data, its JSON form and document, and the ops that turn doc into it.
+func (st *Store[T]) reconcile(doc any) (data T, raw []byte, newDoc any, ops []ledger.Op, err error) {
+	if err := json.Unmarshal(st.template, &data); err != nil {
+		return data, nil, nil, nil, fmt.Errorf("decode template: %w", err)
+	}
+	if doc != nil {
+		stored, err := projector.Encode(doc)
+		if err != nil {
+			return data, nil, nil, nil, err
+		}
+		if err := json.Unmarshal(stored, &data); err != nil {
+			return data, nil, nil, nil, fmt.Errorf("%w: stored data does not fit the profile's type: %v", ErrBadEvent, err)
+		}
+	}
+	if raw, err = json.Marshal(data); err != nil {
+		return data, nil, nil, nil, err
+	}
+	if newDoc, err = projector.Decode(raw); err != nil {
+		return data, nil, nil, nil, err
+	}
+	return data, raw, newDoc, projector.Diff(doc, newDoc), nil
+}
+
+// Key returns the profile's key.
+func (s *Session[T]) Key() string { return s.key }
+
+// ID returns the session's id, as written in its events.
+func (s *Session[T]) ID() string { return s.id }
+
+// Epoch returns the session's epoch.
+func (s *Session[T]) Epoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
+
+// LoadReport says how StartSession rebuilt the profile.
+func (s *Session[T]) LoadReport() LoadReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.report
+}
+
+// Data returns a deep copy of the profile's data: changing it changes
+// nothing. Use Mutate or Apply to change the profile.
+func (s *Session[T]) Data() T {
+	s.mu.Lock()
+	raw := s.raw
+	s.mu.Unlock()
+	var t T
+	_ = json.Unmarshal(raw, &t) // raw was produced by json.Marshal of a T
+	return t
+}
+
+// View calls fn with the profile's current data, without copying it. fn
+// must not change it nor keep it after returning: the data is shared.
+func (s *Session[T]) View(fn func(*T)) {
+	s.mu.Lock()
+	d := s.data
+	s.mu.Unlock()
+	fn(&d)
+}
+
+// Version returns the stream sequence of the profile's latest durable event.
+func (s *Session[T]) Version() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version
+}
+
+// Done is closed when the session is over: ended, handed over, or lost.
+func (s *Session[T]) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the session is live, and why it is over after Done
+// is closed: ErrSessionEnded (End or Store.Close), ErrHandedOver (which
+// matches ErrSessionEnded too), or an error matching ErrSessionLost.
+func (s *Session[T]) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateDone {
+		return nil
+	}
+	return s.err
+}
+
+// End flushes pending mutations, appends session.ended, writes a snapshot
+// and releases the lease. Calling End again returns nil. If the session was
+// lost, End returns the error matching ErrSessionLost.
+func (s *Session[T]) End(ctx context.Context) error {
+	err := s.end(ctx, reasonEnd)
+	if errors.Is(err, ErrSessionEnded) {
+		return nil
+	}
+	return err
+}
+
+func (s *Session[T]) end(ctx context.Context, reason string) error {
+	select {
+	case <-s.started:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	switch s.state {
+	case stateDone:
+		err := s.err
+		s.mu.Unlock()
+		return err
+	case stateEnding:
+		s.mu.Unlock()
+		select {
+		case <-s.done:
+			return s.Err()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.state = stateEnding // no new mutations from here
+	for s.committing {
+		s.idle.Wait() // queued mutations finish (each bounded by its deadline)
+	}
+	if s.state == stateDone {
+		err := s.err
+		s.mu.Unlock()
+		return err
+	}
+	events := s.unflushed
+	s.unflushed = nil
+	s.mu.Unlock()
+
+	events = append(events, s.newEvent(ledger.TypeSessionEnded, nil, map[string]string{ledger.MetaReason: reason}))
+	if err := s.appendFlush(ctx, events); err != nil {
+		s.lose(fmt.Errorf("could not append session.ended: %w", err))
+		return s.Err()
+	}
+	// Snapshot before the lease goes, so the next holder starts from it.
+	s.mu.Lock()
+	snap := s.snapshotValueLocked()
+	l := s.lease
+	s.mu.Unlock()
+	if err := s.st.snaps.Save(ctx, snap); err != nil {
+		s.st.log.Warn("snapshot not saved at session end", logKey, s.key, logErr, err)
+	}
+	if err := s.st.leases.Release(ctx, l); err != nil {
+		// The session's end is in the log; a lease we cannot delete expires.
+		s.st.log.Warn("lease not released", logKey, s.key, logErr, err)
+	}
+	final := ErrSessionEnded
+	if reason == reasonHandover {
+		final = ErrHandedOver
+	}
+	s.mu.Lock()
+	s.state, s.err = stateDone, final
+	s.mu.Unlock()
+	s.finish()
+	return final
+}
+
+// lose ends the session as lost because of cause.
+func (s *Session[T]) lose(cause error) {
+	s.mu.Lock()
+	if s.state == stateDone {
+		s.mu.Unlock()
+		return
+	}
+	s.state, s.err = stateDone, fmt.Errorf("%w: %w", ErrSessionLost, cause)
+	s.mu.Unlock()
+	s.st.log.Warn("session lost", logKey, s.key, logSession, s.id, logErr, cause)
+	s.finish()
+}
+
+// finish runs once, after state became stateDone.
+func (s *Session[T]) finish() {
+	s.st.unregister(s.token, s)
+	s.mu.Lock()
+	for _, r := range s.queue {
+		r.done <- s.err
+	}
+	s.queue = nil
+	s.idle.Broadcast()
+	s.mu.Unlock()
+	close(s.done)
+}
+
+func (s *Session[T]) newEvent(typ string, ops []ledger.Op, meta map[string]string) ledger.Event {
+	return ledger.Event{
+		V: ledger.FormatVersion, ID: uuid.NewString(), Type: typ, Session: s.id, Epoch: s.epoch,
+		Time: time.Now().UTC(), Ops: ops, Meta: meta,
+	}
+}
+
+// appendFlush appends events (deferred mutations and/or a session marker)
+// at the session's fence and moves the fence. A stale view (foreign
+// messages on the subject) is read past and retried.
+func (s *Session[T]) appendFlush(ctx context.Context, events []ledger.Event) error {
+	for range 3 {
+		s.mu.Lock()
+		fence := s.fence
+		s.mu.Unlock()
+		seqs, err := s.st.ledger.Append(ctx, s.subject, fence, events...)
+		if err == nil {
+			s.mu.Lock()
+			s.version, s.fence = seqs[len(seqs)-1], seqs[len(seqs)-1]
+			s.sinceSnap += len(events)
+			s.mu.Unlock()
+			return nil
+		}
+		if !errors.Is(err, ledger.ErrStale) {
+			return err
+		}
+		if err := s.readPast(ctx, false); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("profileledger: %q: the log keeps moving under this session", s.key)
+}
+
+// readPast reads the subject after the session's fence. A newer epoch ends
+// the session as lost. Messages that are not this session's events are
+// skipped (and reported). This session's own events — an append whose
+// acknowledgement was lost — are folded in if fold is true; otherwise they
+// mean the log and memory disagree, which ends the session.
+func (s *Session[T]) readPast(ctx context.Context, fold bool) error {
+	s.mu.Lock()
+	l := loaded{doc: s.doc, version: s.version, fence: s.fence, epoch: s.epoch, session: s.id}
+	s.mu.Unlock()
+	var newer *ledger.Event
+	mine := 0
+	err := s.st.ledger.Read(ctx, s.subject, l.fence, 0, func(r ledger.Record) error {
+		if r.Err == nil && r.Event.Epoch > l.epoch {
+			newer = &r.Event
+			return errStopRead
+		}
+		if r.Err == nil && r.Event.Epoch == l.epoch && r.Event.Session == s.id {
+			mine++
+		}
+		return s.st.fold(&l, s.key, r)
+	})
+	if newer != nil {
+		s.lose(fmt.Errorf("%w: epoch %d (session %s) appended at sequence %d", ledger.ErrFenced, newer.Epoch, newer.Session, newer.Seq))
+		return s.Err()
+	}
+	if err != nil {
+		return err
+	}
+	if mine > 0 && !fold {
+		s.lose(fmt.Errorf("the log holds %d events of this session that its memory does not", mine))
+		return s.Err()
+	}
+	raw, err := projector.Encode(l.doc)
+	if err != nil {
+		return err
+	}
+	var data T
+	if err := json.Unmarshal(raw, &data); err != nil {
+		s.lose(fmt.Errorf("%w: the log's document no longer fits the profile's type: %v", ErrBadEvent, err))
+		return s.Err()
+	}
+	s.mu.Lock()
+	s.doc, s.raw, s.data = l.doc, raw, data
+	s.version, s.fence = max(s.version, l.version), l.fence
+	s.report.SkippedMessages = append(s.report.SkippedMessages, l.report.SkippedMessages...)
+	s.resync = false
+	s.mu.Unlock()
+	return nil
+}
+
+// snapshotValueLocked returns a snapshot of the session's state.
+func (s *Session[T]) snapshotValueLocked() snapshots.Snapshot {
+	s.sinceSnap = 0
+	return snapshots.Snapshot{Key: s.key, Version: s.fence, Epoch: s.epoch, State: s.raw}
+}
+
+// snapshotLocked saves a snapshot in the background.
+func (s *Session[T]) snapshotLocked() {
+	s.st.saveSnapshot(s.snapshotValueLocked())
+}
+
+// renew renews the session's lease; see Store.renewLoop.
+func (s *Session[T]) renew(ctx context.Context, timeout time.Duration) {
+	s.mu.Lock()
+	if s.state == stateDone || s.state == stateEnding {
+		s.mu.Unlock()
+		return
+	}
+	l, last := s.lease, s.renewedAt
+	s.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	nl, err := s.st.leases.Renew(rctx, l)
+	cancel()
+	switch {
+	case err == nil:
+		s.mu.Lock()
+		if s.lease.Revision == l.Revision {
+			s.lease, s.renewedAt = nl, time.Now()
+		}
+		s.mu.Unlock()
+	case errors.Is(err, lease.ErrLost):
+		s.lose(fmt.Errorf("lease taken by another session: %w", err))
+	case ctx.Err() != nil:
+	case time.Since(last) >= s.st.leases.TTL():
+		s.lose(fmt.Errorf("lease not renewed for %v: %w", s.st.leases.TTL(), err))
+	}
+}
