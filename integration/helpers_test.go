@@ -1,0 +1,126 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/internal/keys"
+	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/ledger"
+)
+
+// Player is the profile type of these tests.
+type Player struct {
+	Coins     int      `json:"coins"`
+	Inventory []string `json:"inventory"`
+}
+
+func tmpl() Player { return Player{Coins: 100, Inventory: []string{}} }
+
+const storeName = "players"
+
+// node is one simulated game server: its own connection and Store.
+type node struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+	st *profileledger.Store[Player]
+}
+
+// openNode connects to url and opens the store. The store is closed at
+// cleanup; closeErrOK says whether Close may fail (a node whose connection
+// a test cut cannot end its sessions cleanly).
+func openNode(t testing.TB, url, name string, closeErrOK bool, opts ...profileledger.Option) *node {
+	t.Helper()
+	nc, js := natstest.Connect(t, url)
+	opts = append([]profileledger.Option{profileledger.WithLeaseTTL(time.Second), profileledger.WithNode(name)}, opts...)
+	st, err := profileledger.Open(context.Background(), js, storeName, tmpl(), opts...)
+	if err != nil {
+		t.Fatalf("Open on %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := st.Close(ctx); err != nil && !closeErrOK {
+			t.Errorf("Close %s: %v", name, err)
+		}
+	})
+	return &node{nc: nc, js: js, st: st}
+}
+
+func testCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// readLog returns every record on the profile's event subject.
+func readLog(t testing.TB, js jetstream.JetStream, key string) []ledger.Record {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	st, err := js.Stream(ctx, "PL_"+storeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := keys.Encode(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []ledger.Record
+	l := ledger.NewLog(js, st, 1<<20)
+	if err := l.Read(ctx, "pl."+storeName+".ev."+tok, 0, 0, func(r ledger.Record) error {
+		out = append(out, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkLog checks DESIGN.md §2's per-profile invariants on a log: event ids
+// unique, epochs never decreasing, and each epoch written by one session
+// that began with session.started.
+func checkLog(t testing.TB, key string, recs []ledger.Record) {
+	t.Helper()
+	for _, err := range logViolations(recs) {
+		t.Errorf("profile %q: %v", key, err)
+	}
+}
+
+func logViolations(recs []ledger.Record) []error {
+	var errs []error
+	ids := map[string]uint64{}
+	var epoch uint64
+	var session string
+	for _, r := range recs {
+		if r.Err != nil {
+			continue
+		}
+		ev := r.Event
+		if prev, dup := ids[ev.ID]; dup {
+			errs = append(errs, fmt.Errorf("seq %d: event id %s already at seq %d", r.Seq, ev.ID, prev))
+		}
+		ids[ev.ID] = r.Seq
+		switch {
+		case ev.Epoch < epoch:
+			errs = append(errs, fmt.Errorf("seq %d: epoch %d after epoch %d", r.Seq, ev.Epoch, epoch))
+		case ev.Epoch > epoch:
+			if ev.Type != ledger.TypeSessionStarted {
+				errs = append(errs, fmt.Errorf("seq %d: epoch %d begins with %s, not session.started", r.Seq, ev.Epoch, ev.Type))
+			}
+			epoch, session = ev.Epoch, ev.Session
+		case ev.Session != session:
+			errs = append(errs, fmt.Errorf("seq %d: epoch %d written by two sessions (%s, %s)", r.Seq, epoch, session, ev.Session))
+		}
+	}
+	return errs
+}
+
+func itoa(n uint64) string { return fmt.Sprint(n) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
