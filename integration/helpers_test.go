@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/audit"
 	"github.com/profileledger/profileledger/internal/keys"
 	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
@@ -82,43 +83,13 @@ func readLog(t testing.TB, js jetstream.JetStream, key string) []ledger.Record {
 	return out
 }
 
-// checkLog checks DESIGN.md §2's per-profile invariants on a log: event ids
-// unique, epochs never decreasing, and each epoch written by one session
-// that began with session.started.
+// checkLog fails t for every violation of DESIGN.md §2's per-profile
+// invariants in recs.
 func checkLog(t testing.TB, key string, recs []ledger.Record) {
 	t.Helper()
-	for _, err := range logViolations(recs) {
-		t.Errorf("profile %q: %v", key, err)
+	for _, v := range audit.Check(key, recs) {
+		t.Errorf("%v", v)
 	}
-}
-
-func logViolations(recs []ledger.Record) []error {
-	var errs []error
-	ids := map[string]uint64{}
-	var epoch uint64
-	var session string
-	for _, r := range recs {
-		if r.Err != nil {
-			continue
-		}
-		ev := r.Event
-		if prev, dup := ids[ev.ID]; dup {
-			errs = append(errs, fmt.Errorf("seq %d: event id %s already at seq %d", r.Seq, ev.ID, prev))
-		}
-		ids[ev.ID] = r.Seq
-		switch {
-		case ev.Epoch < epoch:
-			errs = append(errs, fmt.Errorf("seq %d: epoch %d after epoch %d", r.Seq, ev.Epoch, epoch))
-		case ev.Epoch > epoch:
-			if ev.Type != ledger.TypeSessionStarted {
-				errs = append(errs, fmt.Errorf("seq %d: epoch %d begins with %s, not session.started", r.Seq, ev.Epoch, ev.Type))
-			}
-			epoch, session = ev.Epoch, ev.Session
-		case ev.Session != session:
-			errs = append(errs, fmt.Errorf("seq %d: epoch %d written by two sessions (%s, %s)", r.Seq, epoch, session, ev.Session))
-		}
-	}
-	return errs
 }
 
 func itoa(n uint64) string { return fmt.Sprint(n) }
