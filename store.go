@@ -187,6 +187,7 @@ func (st *Store[T]) Close(ctx context.Context) error {
 	st.cancel()
 	st.mu.Unlock()
 	st.wg.Wait()
+	st.ledger.Close()
 	return errors.Join(append(errs, err)...)
 }
 

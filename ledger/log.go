@@ -29,7 +29,12 @@ type Log struct {
 	stream   jetstream.Stream
 	name     string
 	maxEvent int
+	subs     subPool
 }
+
+// Close releases the Log's reply subscriptions. The Log must not be used
+// after Close.
+func (l *Log) Close() { l.subs.close() }
 
 // NewLog returns a Log over st. Events whose encoding is over maxEvent bytes
 // are refused with ErrTooLarge before anything is sent.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,21 +31,27 @@ type Record struct {
 const readBatch = 512
 
 // Read calls fn for each message on subject with a sequence above after and,
-// if upTo > 0, at most upTo, in order. It reads with batched direct gets
-// (measured faster than an ordered consumer: see BenchmarkRead). fn's error
-// stops the read and is returned.
+// if upTo > 0, at most upTo, in order. fn's error stops the read and is
+// returned.
+//
+// It reads with batched direct gets on pooled reply subscriptions. Measured
+// against an ordered consumer (BenchmarkRead, 2-core machine): 175 µs vs
+// 677 µs for a 10-event tail — the common case, since loads replay only the
+// events after the newest snapshot — and 12.9 ms vs 8.3 ms for a 1,000-event
+// full replay.
 func (l *Log) Read(ctx context.Context, subject string, after, upTo uint64, fn func(Record) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
-	inbox := l.nc.NewInbox()
-	sub, err := l.nc.SubscribeSync(inbox)
+	sub, err := l.subs.get(l.nc)
 	if err != nil {
 		return fmt.Errorf("ledger: read %s: %w", subject, err)
 	}
-	defer sub.Unsubscribe()
+	clean := false // the reply stream ended (EOB or 404): the inbox may be reused
+	defer func() { l.subs.put(sub, clean) }()
+	inbox := sub.Subject
 	api := "$JS.API.DIRECT.GET." + l.name
 	next := after + 1
 	for {
@@ -68,9 +75,11 @@ func (l *Log) Read(ctx context.Context, subject string, after, upTo uint64, fn f
 			switch m.Header.Get("Status") {
 			case "":
 			case "404":
+				clean = true
 				return nil // nothing (more) on the subject
 			case "204": // end of batch
 				pending, _ = strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+				clean = true
 				break batch
 			default:
 				return fmt.Errorf("ledger: read %s: status %s %s", subject, m.Header.Get("Status"), m.Header.Get("Description"))
@@ -87,7 +96,9 @@ func (l *Log) Read(ctx context.Context, subject string, after, upTo uint64, fn f
 				return err
 			}
 		}
+		clean = false // the next request is in flight
 		if pending == 0 || last == 0 || (upTo > 0 && last >= upTo) {
+			clean = true
 			return nil
 		}
 		next = last + 1
@@ -126,4 +137,46 @@ func (l *Log) Last(ctx context.Context, subject string) (uint64, error) {
 		return 0, fmt.Errorf("ledger: last of %s: %w", subject, err)
 	}
 	return m.Sequence, nil
+}
+
+// subPool keeps reply subscriptions for reuse: a read subscribes once, not
+// once per call. A subscription goes back only after its reply stream ended,
+// so no late reply of one read can reach the next.
+type subPool struct {
+	mu   sync.Mutex
+	free []*nats.Subscription
+}
+
+const maxPooledSubs = 64
+
+func (p *subPool) get(nc *nats.Conn) (*nats.Subscription, error) {
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		sub := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return sub, nil
+	}
+	p.mu.Unlock()
+	return nc.SubscribeSync(nc.NewInbox())
+}
+
+func (p *subPool) put(sub *nats.Subscription, clean bool) {
+	p.mu.Lock()
+	if clean && sub.IsValid() && len(p.free) < maxPooledSubs {
+		p.free = append(p.free, sub)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	sub.Unsubscribe()
+}
+
+func (p *subPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, sub := range p.free {
+		sub.Unsubscribe()
+	}
+	p.free = nil
 }

@@ -1,0 +1,230 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/ledger"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newLog(t testing.TB) (*ledger.Log, jetstream.JetStream) {
+	t.Helper()
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.URL())
+	st, err := ledger.OpenStream(ctx(t), js, ledger.StreamConfig{Name: "PL_T", Subjects: []string{"pl.t.>"}, MaxMsgSize: 8 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ledger.NewLog(js, st, 4<<10), js
+}
+
+func ctx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func event(epoch uint64, typ string) ledger.Event {
+	return ledger.Event{ID: uuid.NewString(), Type: typ, Session: fmt.Sprint("s", epoch), Epoch: epoch, Time: time.Now()}
+}
+
+func read(t testing.TB, l *ledger.Log, subj string) []ledger.Record {
+	t.Helper()
+	var out []ledger.Record
+	if err := l.Read(ctx(t), subj, 0, 0, func(r ledger.Record) error { out = append(out, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+const subj = "pl.t.ev.k"
+
+func TestAppendIsFencedOnTheExpectedSequence(t *testing.T) {
+	l, js := newLog(t)
+	c := ctx(t)
+	seqs, err := l.Append(c, subj, 0, event(1, ledger.TypeSessionStarted))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another subject's traffic does not move this subject's fence.
+	if _, err := l.Append(c, "pl.t.ev.other", 0, event(1, "x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(c, subj, seqs[0], event(1, "coin")); err != nil {
+		t.Fatalf("append at the right fence: %v", err)
+	}
+	// Same epoch, stale fence: ErrStale.
+	_, err = l.Append(c, subj, seqs[0], event(1, "coin"))
+	var ce *ledger.ConflictError
+	if !errors.As(err, &ce) || !errors.Is(err, ledger.ErrStale) {
+		t.Fatalf("stale append = %v, want ErrStale", err)
+	}
+	// A newer epoch appends; the old epoch's append is fenced.
+	last := read(t, l, subj)
+	if _, err := l.Append(c, subj, last[len(last)-1].Seq, event(2, ledger.TypeSessionStarted)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Append(c, subj, last[len(last)-1].Seq, event(1, "coin"))
+	if !errors.Is(err, ledger.ErrFenced) || !errors.As(err, &ce) || ce.Epoch != 2 {
+		t.Fatalf("zombie append = %v, want ErrFenced by epoch 2", err)
+	}
+	// Garbage from a third party is "stale", not "fenced".
+	if _, err := js.Publish(c, subj, []byte("junk")); err != nil {
+		t.Fatal(err)
+	}
+	recs := read(t, l, subj)
+	_, err = l.Append(c, subj, recs[len(recs)-2].Seq, event(2, "coin"))
+	if !errors.Is(err, ledger.ErrStale) {
+		t.Fatalf("append behind junk = %v, want ErrStale", err)
+	}
+	if n := len(read(t, l, subj)); n != 4 {
+		t.Fatalf("log has %d messages, want 4 (3 events + junk): a rejected append landed", n)
+	}
+}
+
+func TestRetryOfALandedAppendReturnsItsSequenceOnce(t *testing.T) {
+	l, _ := newLog(t)
+	c := ctx(t)
+	ev := event(1, ledger.TypeSessionStarted)
+	first, err := l.Append(c, subj, 0, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ack was "lost": the writer retries the same event at the same fence.
+	again, err := l.Append(c, subj, 0, ev)
+	if err != nil || again[0] != first[0] {
+		t.Fatalf("retry = %v, %v; want the first sequence %d", again, err, first[0])
+	}
+	// Same for an atomic batch.
+	batch := []ledger.Event{event(1, "a"), event(1, "b"), event(1, "c")}
+	s1, err := l.Append(c, subj, first[0], batch...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := l.Append(c, subj, first[0], batch...)
+	if err != nil || fmt.Sprint(s1) != fmt.Sprint(s2) {
+		t.Fatalf("batch retry = %v, %v; want %v", s2, err, s1)
+	}
+	if n := len(read(t, l, subj)); n != 4 {
+		t.Fatalf("log has %d events, want 4", n)
+	}
+}
+
+func TestAtomicBatchLandsWholeOrNotAtAll(t *testing.T) {
+	l, _ := newLog(t)
+	c := ctx(t)
+	seqs, err := l.Append(c, subj, 0, event(1, "a"), event(1, "b"), event(1, "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seqs[1] != seqs[0]+1 || seqs[2] != seqs[1]+1 {
+		t.Fatalf("batch sequences %v are not contiguous", seqs)
+	}
+	// Two subjects in one batch, one fence stale: neither lands.
+	_, err = l.AppendAtomic(c,
+		ledger.Part{Subject: "pl.t.ev.x", Expected: 0, Events: []ledger.Event{event(1, "give")}},
+		ledger.Part{Subject: subj, Expected: seqs[0], Events: []ledger.Event{event(1, "take")}},
+	)
+	if !errors.Is(err, ledger.ErrStale) {
+		t.Fatalf("half-stale atomic append = %v, want ErrStale", err)
+	}
+	if n := len(read(t, l, "pl.t.ev.x")); n != 0 {
+		t.Fatalf("the fresh side landed %d events of a rejected batch", n)
+	}
+	out, err := l.AppendAtomic(c,
+		ledger.Part{Subject: "pl.t.ev.x", Expected: 0, Events: []ledger.Event{event(1, "give")}},
+		ledger.Part{Subject: subj, Expected: seqs[2], Events: []ledger.Event{event(1, "take")}},
+	)
+	if err != nil || len(out) != 2 || out[1][0] != out[0][0]+1 {
+		t.Fatalf("atomic append = %v, %v", out, err)
+	}
+}
+
+func TestTooLargeIsRefusedBeforeSending(t *testing.T) {
+	l, _ := newLog(t)
+	ev := event(1, "big")
+	ev.Meta = map[string]string{"x": strings.Repeat("x", 5000)}
+	_, err := l.Append(ctx(t), subj, 0, ev)
+	if !errors.Is(err, ledger.ErrTooLarge) || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("append = %v, want ErrTooLarge naming the limit", err)
+	}
+	if n := len(read(t, l, subj)); n != 0 {
+		t.Fatalf("%d events landed", n)
+	}
+}
+
+func TestReadPagesThroughLongLogsInOrder(t *testing.T) {
+	l, _ := newLog(t)
+	c := ctx(t)
+	var last uint64
+	for i := range 1300 {
+		s, err := l.Append(c, subj, last, event(1, fmt.Sprint("e", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = s[0]
+		if i%3 == 0 { // interleave another profile
+			if _, err := l.Append(c, "pl.t.ev.noise", 0, event(1, "n")); err != nil && !errors.Is(err, ledger.ErrStale) {
+				t.Fatal(err)
+			}
+		}
+	}
+	recs := read(t, l, subj)
+	if len(recs) != 1300 {
+		t.Fatalf("read %d events, want 1300", len(recs))
+	}
+	for i, r := range recs {
+		if r.Event.Type != fmt.Sprint("e", i) || (i > 0 && r.Seq <= recs[i-1].Seq) {
+			t.Fatalf("record %d = %s at %d: out of order", i, r.Event.Type, r.Seq)
+		}
+	}
+	// From a version, up to a version.
+	var got []uint64
+	if err := l.Read(c, subj, recs[99].Seq, recs[109].Seq, func(r ledger.Record) error { got = append(got, r.Seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 10 || got[0] != recs[100].Seq || got[9] != recs[109].Seq {
+		t.Fatalf("read (%d, %d] = %v", recs[99].Seq, recs[109].Seq, got)
+	}
+	if n, err := l.Last(c, subj); err != nil || n != last {
+		t.Fatalf("Last = %d, %v; want %d", n, err, last)
+	}
+}
+
+func TestOpenStreamRefusesAnIncompatibleStream(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.URL())
+	c := ctx(t)
+	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "PL_T", Subjects: []string{"pl.t.>"}, MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ledger.OpenStream(c, js, ledger.StreamConfig{Name: "PL_T", Subjects: []string{"pl.t.>"}})
+	if !errors.Is(err, ledger.ErrStreamConfig) {
+		t.Fatalf("OpenStream over a stream with MaxAge = %v, want ErrStreamConfig", err)
+	}
+	info, _ := js.Stream(c, "PL_T")
+	if info.CachedInfo().Config.MaxAge != time.Hour || info.CachedInfo().Config.AllowAtomicPublish {
+		t.Fatal("OpenStream changed the existing stream")
+	}
+}
+
+func TestDecodeEventRefusesForeignMessages(t *testing.T) {
+	for _, in := range []string{``, `junk`, `{}`, `{"v":1}`, `{"v":9,"id":"a","type":"t","epoch":1}`, `{"v":1,"id":"a","type":"t","epoch":0}`, `{"v":1,"id":"a","type":"t","epoch":1,"extra":1}`, `{"v":1,"id":"a","type":"t","epoch":1} {}`} {
+		if _, err := ledger.DecodeEvent([]byte(in)); err == nil {
+			t.Errorf("DecodeEvent(%q) accepted it", in)
+		}
+	}
+	if _, err := ledger.DecodeEvent([]byte(`{"v":1,"id":"a","type":"t","session":"s","epoch":1,"time":"2026-01-01T00:00:00Z"}`)); err != nil {
+		t.Errorf("a valid event: %v", err)
+	}
+}
