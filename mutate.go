@@ -121,10 +121,18 @@ func (s *Session[T]) drain() {
 	}
 }
 
+// requeue puts rs back at the head of the queue, in order.
+func (s *Session[T]) requeue(rs []*request[T]) {
+	s.mu.Lock()
+	s.queue = append(slices.Clone(rs), s.queue...)
+	s.mu.Unlock()
+}
+
 // staged is a request whose change has been computed, not yet committed.
 type staged[T any] struct {
 	r    *request[T]
 	ev   *ledger.Event // nil: the request changes nothing
+	size int           // ev's encoded size
 	data T
 	raw  []byte
 	doc  any
@@ -154,7 +162,8 @@ func (s *Session[T]) commit(batch []*request[T]) {
 		var out []staged[T]
 		var events []ledger.Event
 		cur := base
-		for _, r := range batch {
+		size, limit := 2, s.st.ledger.MaxEventSize() // one message: "[" events "]"
+		for i, r := range batch {
 			if err := r.ctx.Err(); err != nil {
 				r.done <- err
 				continue
@@ -164,9 +173,16 @@ func (s *Session[T]) commit(batch []*request[T]) {
 				r.done <- err
 				continue
 			}
+			if next.ev != nil && len(events) > 0 && size+next.size+1 > limit {
+				// The group is full: the rest go back to the head of the
+				// queue, to be staged again on top of this group.
+				s.requeue(batch[i:])
+				break
+			}
 			out = append(out, next)
 			if next.ev != nil {
 				events = append(events, *next.ev)
+				size += next.size + 1
 				cur = next
 			}
 		}
@@ -188,10 +204,9 @@ func (s *Session[T]) commit(batch []*request[T]) {
 			ackAll(out, nil)
 			return
 		}
-		seqs, err := s.st.ledger.Append(ctx, s.subject, fence, events...)
+		last, err := s.st.ledger.Append(ctx, s.subject, fence, events...)
 		switch {
 		case err == nil:
-			last := seqs[len(seqs)-1]
 			s.mu.Lock()
 			s.data, s.raw, s.doc = cur.data, cur.raw, cur.doc
 			s.version, s.fence = last, last
@@ -314,7 +329,7 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 	if max := s.st.ledger.MaxEventSize(); len(enc) > max {
 		return next, fmt.Errorf("%w: %q event on %q is %d bytes, over the limit of %d", ErrTooLarge, r.typ, s.key, len(enc), max)
 	}
-	next.ev = &ev
+	next.ev, next.size = &ev, len(enc)
 	return next, nil
 }
 

@@ -254,7 +254,7 @@ func (s *Session[T]) begin(ctx context.Context) error {
 		if len(ops) > 0 {
 			ev.Meta[ledger.MetaReconcile] = "true"
 		}
-		seqs, err := st.ledger.Append(ctx, s.subject, l.fence, ev)
+		seq, err := st.ledger.Append(ctx, s.subject, l.fence, ev)
 		if errors.Is(err, ledger.ErrStale) {
 			continue
 		}
@@ -263,7 +263,7 @@ func (s *Session[T]) begin(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		s.epoch, s.data, s.raw, s.doc = epoch, data, raw, doc
-		s.version, s.fence = seqs[0], seqs[0]
+		s.version, s.fence = seq, seq
 		s.report = l.report
 		s.sinceSnap = l.report.Replayed + 1
 		s.mu.Unlock()
@@ -475,10 +475,10 @@ func (s *Session[T]) appendFlush(ctx context.Context, events []ledger.Event) err
 		s.mu.Lock()
 		fence := s.fence
 		s.mu.Unlock()
-		seqs, err := s.st.ledger.Append(ctx, s.subject, fence, events...)
+		seq, err := s.st.ledger.Append(ctx, s.subject, fence, events...)
 		if err == nil {
 			s.mu.Lock()
-			s.version, s.fence = seqs[len(seqs)-1], seqs[len(seqs)-1]
+			s.version, s.fence = seq, seq
 			s.sinceSnap += len(events)
 			s.mu.Unlock()
 			return nil

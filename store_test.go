@@ -211,3 +211,5 @@ func TestSpecialKeysAreIsolated(t *testing.T) {
 		}
 	}
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

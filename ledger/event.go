@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -92,12 +93,56 @@ func (e *Event) Encode() ([]byte, error) {
 	return json.Marshal(e)
 }
 
+// EncodeMessage returns the wire form of one message holding events: the
+// event itself when there is one, a JSON array of them when several
+// mutations were committed together (group commit). A message is the unit
+// of the fence; all its events share its sequence.
+func EncodeMessage(events []Event) ([]byte, error) {
+	if len(events) == 1 {
+		return json.Marshal(&events[0])
+	}
+	return json.Marshal(events)
+}
+
+// DecodeMessage parses a message into its events. It fails on anything that
+// is not a well-formed message of known-format events, all of one session
+// and epoch, so that a foreign or garbage message is never mistaken for one.
+func DecodeMessage(data []byte) ([]Event, error) {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '[' {
+		ev, err := DecodeEvent(data)
+		if err != nil {
+			return nil, err
+		}
+		return []Event{ev}, nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(data, &raws); err != nil {
+		return nil, fmt.Errorf("not an event envelope: %w", err)
+	}
+	if len(raws) == 0 {
+		return nil, fmt.Errorf("not an event envelope: empty array")
+	}
+	events := make([]Event, len(raws))
+	for i, raw := range raws {
+		ev, err := DecodeEvent(raw)
+		if err != nil {
+			return nil, fmt.Errorf("event %d of %d: %w", i, len(raws), err)
+		}
+		if i > 0 && (ev.Epoch != events[0].Epoch || ev.Session != events[0].Session) {
+			return nil, fmt.Errorf("not an event envelope: events of two sessions in one message")
+		}
+		events[i] = ev
+	}
+	return events, nil
+}
+
 // DecodeEvent parses one event's wire form. It fails on anything that is not
 // a well-formed envelope of a known format version, so that a foreign or
 // garbage message is never mistaken for an event.
 func DecodeEvent(data []byte) (Event, error) {
 	var e Event
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
 		return Event{}, fmt.Errorf("not an event envelope: %w", err)

@@ -56,9 +56,9 @@ type Part struct {
 	Events []Event
 }
 
-// Append writes events to subject, fenced on expected, and returns their
-// sequences. One event is one publish; several are one atomic batch, so
-// either all land or none does.
+// Append writes events to subject as one message, fenced on expected, and
+// returns their sequence (all events of a message share it): either all
+// land or none does. The encoded message must fit MaxEventSize.
 //
 // A lost acknowledgement is retried with the same message ids until ctx
 // ends; if the retry finds the events already in the log, their sequences
@@ -67,19 +67,21 @@ type Part struct {
 // Errors: ErrTooLarge (nothing sent), a *ConflictError matching ErrFenced or
 // ErrStale, ErrUncertain (wrapping the context's error) when ctx ended
 // before the outcome was known.
-func (l *Log) Append(ctx context.Context, subject string, expected uint64, events ...Event) ([]uint64, error) {
+func (l *Log) Append(ctx context.Context, subject string, expected uint64, events ...Event) (uint64, error) {
 	seqs, err := l.AppendAtomic(ctx, Part{Subject: subject, Expected: expected, Events: events})
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	return seqs[0], nil
 }
 
-// AppendAtomic writes all parts in one JetStream atomic batch, each part
-// fenced on its own subject's expected sequence: all land or none does. It
-// returns each part's sequences. Errors are as for Append; a *ConflictError
-// names the first part whose fence failed.
-func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([][]uint64, error) {
+// AppendAtomic writes each part as one message, all of them in one
+// JetStream atomic batch, each fenced on its own subject's expected
+// sequence: all land or none does. It returns each part's sequence. Errors
+// are as for Append; a *ConflictError names the first part whose fence
+// failed. (An atomic batch costs milliseconds on file storage, where the
+// server stages it in a store of its own; one part is a plain publish.)
+func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]uint64, error) {
 	msgs, err := l.encode(parts)
 	if err != nil {
 		return nil, err
@@ -145,54 +147,44 @@ func isTransport(err error) bool {
 		errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
-// spread hands out the contiguous sequences of a committed batch whose last
-// message got sequence last.
-func spread(parts []Part, last uint64) [][]uint64 {
-	n := 0
-	for _, p := range parts {
-		n += len(p.Events)
-	}
-	seq := last - uint64(n) + 1
-	out := make([][]uint64, len(parts))
-	for i, p := range parts {
-		out[i] = make([]uint64, len(p.Events))
-		for j := range p.Events {
-			out[i][j] = seq
-			parts[i].Events[j].Seq = seq
-			seq++
+// spread hands out the contiguous sequences of a committed batch (one
+// message per part) whose last message got sequence last.
+func spread(parts []Part, last uint64) []uint64 {
+	out := make([]uint64, len(parts))
+	for i := range parts {
+		out[i] = last - uint64(len(parts)-1-i)
+		for j := range parts[i].Events {
+			parts[i].Events[j].Seq = out[i]
 		}
 	}
 	return out
 }
 
 func (l *Log) encode(parts []Part) ([]*nats.Msg, error) {
-	var msgs []*nats.Msg
+	msgs := make([]*nats.Msg, 0, len(parts))
 	for _, p := range parts {
 		if len(p.Events) == 0 {
 			return nil, fmt.Errorf("ledger: append to %s: no events", p.Subject)
 		}
 		for i := range p.Events {
-			ev := &p.Events[i]
-			if ev.V == 0 {
-				ev.V = FormatVersion
+			if p.Events[i].V == 0 {
+				p.Events[i].V = FormatVersion
 			}
-			data, err := ev.Encode()
-			if err != nil {
-				return nil, fmt.Errorf("ledger: encode event %s: %w", ev.ID, err)
-			}
-			if len(data) > l.maxEvent {
-				return nil, fmt.Errorf("%w: event %q is %d bytes, over the limit of %d", ErrTooLarge, ev.Type, len(data), l.maxEvent)
-			}
-			m := nats.NewMsg(p.Subject)
-			m.Data = data
-			m.Header.Set(jetstream.MsgIDHeader, ev.ID)
-			if i == 0 {
-				// Only the first message of a subject in a batch may carry
-				// the expectation; the batch is atomic, so it fences the rest.
-				m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(p.Expected, 10))
-			}
-			msgs = append(msgs, m)
 		}
+		data, err := EncodeMessage(p.Events)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: encode events: %w", err)
+		}
+		if len(data) > l.maxEvent {
+			return nil, fmt.Errorf("%w: %d event(s) (first %q) encode to %d bytes, over the limit of %d", ErrTooLarge, len(p.Events), p.Events[0].Type, len(data), l.maxEvent)
+		}
+		m := nats.NewMsg(p.Subject)
+		m.Data = data
+		// The first event's id names the message: a retry is de-duplicated
+		// (or, where the fence check runs first, found by resolve).
+		m.Header.Set(jetstream.MsgIDHeader, p.Events[0].ID)
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(p.Expected, 10))
+		msgs = append(msgs, m)
 	}
 	return msgs, nil
 }
@@ -247,8 +239,8 @@ func (l *Log) publish(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
 // an append whose fence failed or whose ack was lost: if the events are
 // there, it returns their sequences; if a newer epoch wrote, ErrFenced; if
 // something else moved the log, ErrStale; if nothing moved, errNotFound.
-func (l *Log) resolve(ctx context.Context, parts []Part) ([][]uint64, error) {
-	out := make([][]uint64, len(parts))
+func (l *Log) resolve(ctx context.Context, parts []Part) ([]uint64, error) {
+	out := make([]uint64, len(parts))
 	missing := false
 	for i, p := range parts {
 		want := make(map[string]int, len(p.Events))
@@ -282,7 +274,7 @@ func (l *Log) resolve(ctx context.Context, parts []Part) ([][]uint64, error) {
 		}
 		switch {
 		case found == len(p.Events):
-			out[i] = seqs
+			out[i] = seqs[0]
 			for j := range p.Events {
 				parts[i].Events[j].Seq = seqs[j]
 			}

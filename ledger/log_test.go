@@ -52,10 +52,11 @@ const subj = "pl.t.ev.k"
 func TestAppendIsFencedOnTheExpectedSequence(t *testing.T) {
 	l, js := newLog(t)
 	c := ctx(t)
-	seqs, err := l.Append(c, subj, 0, event(1, ledger.TypeSessionStarted))
+	seq0, err := l.Append(c, subj, 0, event(1, ledger.TypeSessionStarted))
 	if err != nil {
 		t.Fatal(err)
 	}
+	seqs := []uint64{seq0}
 	// Another subject's traffic does not move this subject's fence.
 	if _, err := l.Append(c, "pl.t.ev.other", 0, event(1, "x")); err != nil {
 		t.Fatal(err)
@@ -102,38 +103,59 @@ func TestRetryOfALandedAppendReturnsItsSequenceOnce(t *testing.T) {
 	}
 	// The ack was "lost": the writer retries the same event at the same fence.
 	again, err := l.Append(c, subj, 0, ev)
-	if err != nil || again[0] != first[0] {
-		t.Fatalf("retry = %v, %v; want the first sequence %d", again, err, first[0])
+	if err != nil || again != first {
+		t.Fatalf("retry = %v, %v; want the first sequence %d", again, err, first)
 	}
-	// Same for an atomic batch.
-	batch := []ledger.Event{event(1, "a"), event(1, "b"), event(1, "c")}
-	s1, err := l.Append(c, subj, first[0], batch...)
+	// Same for a group of events in one message.
+	group := []ledger.Event{event(1, "a"), event(1, "b"), event(1, "c")}
+	s1, err := l.Append(c, subj, first, group...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := l.Append(c, subj, first[0], batch...)
-	if err != nil || fmt.Sprint(s1) != fmt.Sprint(s2) {
-		t.Fatalf("batch retry = %v, %v; want %v", s2, err, s1)
+	s2, err := l.Append(c, subj, first, group...)
+	if err != nil || s1 != s2 {
+		t.Fatalf("group retry = %v, %v; want %v", s2, err, s1)
+	}
+	// And for an atomic batch across two subjects.
+	parts := func() []ledger.Part {
+		return []ledger.Part{
+			{Subject: "pl.t.ev.x", Expected: 0, Events: []ledger.Event{group[0]}},
+			{Subject: "pl.t.ev.y", Expected: 0, Events: []ledger.Event{group[1]}},
+		}
+	}
+	group[0], group[1] = event(1, "give"), event(1, "take")
+	a1, err := l.AppendAtomic(c, parts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := l.AppendAtomic(c, parts()...)
+	if err != nil || fmt.Sprint(a1) != fmt.Sprint(a2) {
+		t.Fatalf("atomic retry = %v, %v; want %v", a2, err, a1)
+	}
+	if n := len(read(t, l, "pl.t.ev.x")) + len(read(t, l, "pl.t.ev.y")); n != 2 {
+		t.Fatalf("atomic retry left %d events, want 2", n)
 	}
 	if n := len(read(t, l, subj)); n != 4 {
 		t.Fatalf("log has %d events, want 4", n)
 	}
 }
 
-func TestAtomicBatchLandsWholeOrNotAtAll(t *testing.T) {
+func TestAGroupIsOneMessageAndAnAtomicBatchLandsWholeOrNotAtAll(t *testing.T) {
 	l, _ := newLog(t)
 	c := ctx(t)
-	seqs, err := l.Append(c, subj, 0, event(1, "a"), event(1, "b"), event(1, "c"))
+	seq, err := l.Append(c, subj, 0, event(1, "a"), event(1, "b"), event(1, "c"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seqs[1] != seqs[0]+1 || seqs[2] != seqs[1]+1 {
-		t.Fatalf("batch sequences %v are not contiguous", seqs)
+	recs := read(t, l, subj)
+	if len(recs) != 3 || recs[2].Seq != seq || recs[0].Seq != seq || recs[2].Index != 2 || recs[1].Event.Type != "b" {
+		t.Fatalf("group read back as %+v", recs)
 	}
+	seqs := []uint64{seq, seq, seq}
 	// Two subjects in one batch, one fence stale: neither lands.
 	_, err = l.AppendAtomic(c,
 		ledger.Part{Subject: "pl.t.ev.x", Expected: 0, Events: []ledger.Event{event(1, "give")}},
-		ledger.Part{Subject: subj, Expected: seqs[0], Events: []ledger.Event{event(1, "take")}},
+		ledger.Part{Subject: subj, Expected: seq - 1, Events: []ledger.Event{event(1, "take")}},
 	)
 	if !errors.Is(err, ledger.ErrStale) {
 		t.Fatalf("half-stale atomic append = %v, want ErrStale", err)
@@ -145,7 +167,7 @@ func TestAtomicBatchLandsWholeOrNotAtAll(t *testing.T) {
 		ledger.Part{Subject: "pl.t.ev.x", Expected: 0, Events: []ledger.Event{event(1, "give")}},
 		ledger.Part{Subject: subj, Expected: seqs[2], Events: []ledger.Event{event(1, "take")}},
 	)
-	if err != nil || len(out) != 2 || out[1][0] != out[0][0]+1 {
+	if err != nil || len(out) != 2 || out[1] != out[0]+1 {
 		t.Fatalf("atomic append = %v, %v", out, err)
 	}
 }
@@ -172,7 +194,7 @@ func TestReadPagesThroughLongLogsInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		last = s[0]
+		last = s
 		if i%3 == 0 { // interleave another profile
 			if _, err := l.Append(c, "pl.t.ev.noise", 0, event(1, "n")); err != nil && !errors.Is(err, ledger.ErrStale) {
 				t.Fatal(err)

@@ -13,12 +13,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Record is one message read from a profile's subject: an event, or, if Err
-// is set, something on the subject that is not a valid event (a foreign or
-// garbage message), with its sequence so it can be reported.
+// Record is one event read from a profile's subject, or, if Err is set, a
+// message on the subject that is not a valid event (a foreign or garbage
+// message), with its sequence so it can be reported. A message holding
+// several events (a group commit) gives one Record per event, in order,
+// all with the message's sequence.
 type Record struct {
 	// Seq is the message's stream sequence.
 	Seq uint64
+	// Index is the event's position in its message (0 for most).
+	Index int
 	// Stored is the server's timestamp of the message.
 	Stored time.Time
 	// Event is the decoded event, with Seq and Stored set; zero if Err != nil.
@@ -84,16 +88,18 @@ func (l *Log) Read(ctx context.Context, subject string, after, upTo uint64, fn f
 			default:
 				return fmt.Errorf("ledger: read %s: status %s %s", subject, m.Header.Get("Status"), m.Header.Get("Description"))
 			}
-			rec, err := record(m)
+			recs, err := records(m)
 			if err != nil {
 				return fmt.Errorf("ledger: read %s: %w", subject, err)
 			}
-			last = rec.Seq
-			if upTo > 0 && rec.Seq > upTo {
+			last = recs[0].Seq
+			if upTo > 0 && last > upTo {
 				return nil
 			}
-			if err := fn(rec); err != nil {
-				return err
+			for _, rec := range recs {
+				if err := fn(rec); err != nil {
+					return err
+				}
 			}
 		}
 		clean = false // the next request is in flight
@@ -105,21 +111,22 @@ func (l *Log) Read(ctx context.Context, subject string, after, upTo uint64, fn f
 	}
 }
 
-func record(m *nats.Msg) (Record, error) {
+func records(m *nats.Msg) ([]Record, error) {
 	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 	if err != nil {
-		return Record{}, fmt.Errorf("direct get reply without a sequence: %w", err)
+		return nil, fmt.Errorf("direct get reply without a sequence: %w", err)
 	}
 	stored, _ := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
-	r := Record{Seq: seq, Stored: stored}
-	ev, err := DecodeEvent(m.Data)
+	events, err := DecodeMessage(m.Data)
 	if err != nil {
-		r.Err = err
-		return r, nil
+		return []Record{{Seq: seq, Stored: stored, Err: err}}, nil
 	}
-	ev.Seq, ev.Stored = seq, stored
-	r.Event = ev
-	return r, nil
+	recs := make([]Record, len(events))
+	for i, ev := range events {
+		ev.Seq, ev.Stored = seq, stored
+		recs[i] = Record{Seq: seq, Index: i, Stored: stored, Event: ev}
+	}
+	return recs, nil
 }
 
 // Last returns the sequence of the last message on subject, 0 if none.

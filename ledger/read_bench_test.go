@@ -22,7 +22,7 @@ func BenchmarkRead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			last = s[0]
+			last = s
 		}
 		b.Run(fmt.Sprintf("events=%d/direct-get", n), func(b *testing.B) {
 			for b.Loop() {

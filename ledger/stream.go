@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,28 +80,39 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (
 	return nil, fmt.Errorf("ledger: stream %s keeps appearing and disappearing", cfg.Name)
 }
 
+// compatible lists every field of have that does not fit want.
 func compatible(have, want jetstream.StreamConfig) error {
-	bad := func(field string, h, w any) error {
-		return fmt.Errorf("%w: stream %s has %s %v, want %v", ErrStreamConfig, have.Name, field, h, w)
+	var bad []string
+	field := func(name string, h, w any) { bad = append(bad, fmt.Sprintf("%s %v (want %v)", name, h, w)) }
+	if !slices.Equal(have.Subjects, want.Subjects) {
+		field("subjects", have.Subjects, want.Subjects)
 	}
-	switch {
-	case !slices.Equal(have.Subjects, want.Subjects):
-		return bad("subjects", have.Subjects, want.Subjects)
-	case have.Storage != want.Storage:
-		return bad("storage", have.Storage, want.Storage)
-	case have.Replicas != want.Replicas:
-		return bad("replicas", have.Replicas, want.Replicas)
-	case have.Retention != jetstream.LimitsPolicy:
-		return bad("retention", have.Retention, jetstream.LimitsPolicy)
-	case !have.AllowDirect:
-		return bad("allow_direct", false, true)
-	case !have.AllowAtomicPublish:
-		return bad("allow_atomic", false, true)
-	case have.MaxAge != 0 || have.MaxMsgs > 0 || have.MaxBytes > 0 || have.MaxMsgsPerSubject > 0:
-		return fmt.Errorf("%w: stream %s has limits that would discard events (max_age %v, max_msgs %d, max_bytes %d, max_msgs_per_subject %d); an audit log keeps everything",
-			ErrStreamConfig, have.Name, have.MaxAge, have.MaxMsgs, have.MaxBytes, have.MaxMsgsPerSubject)
-	case have.MaxMsgSize > 0 && have.MaxMsgSize < want.MaxMsgSize:
-		return bad("max_msg_size", have.MaxMsgSize, want.MaxMsgSize)
+	if have.Storage != want.Storage {
+		field("storage", have.Storage, want.Storage)
 	}
-	return nil
+	if have.Replicas != want.Replicas {
+		field("replicas", have.Replicas, want.Replicas)
+	}
+	if have.Retention != jetstream.LimitsPolicy {
+		field("retention", have.Retention, jetstream.LimitsPolicy)
+	}
+	if !have.AllowDirect {
+		field("allow_direct", false, true)
+	}
+	if !have.AllowAtomicPublish {
+		field("allow_atomic", false, true)
+	}
+	if have.MaxAge != 0 {
+		field("max_age", have.MaxAge, "none: an audit log keeps everything")
+	}
+	if have.MaxMsgs > 0 || have.MaxBytes > 0 || have.MaxMsgsPerSubject > 0 {
+		field("limits", fmt.Sprintf("max_msgs %d max_bytes %d max_msgs_per_subject %d", have.MaxMsgs, have.MaxBytes, have.MaxMsgsPerSubject), "none")
+	}
+	if have.MaxMsgSize > 0 && have.MaxMsgSize < want.MaxMsgSize {
+		field("max_msg_size", have.MaxMsgSize, want.MaxMsgSize)
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: stream %s has %s; it was left unchanged", ErrStreamConfig, have.Name, strings.Join(bad, ", "))
 }

@@ -1,0 +1,261 @@
+package profileledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger"
+)
+
+func TestDeferredWritesAreFlushedOnIntervalAndAtEnd(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players", profileledger.WithDeferredWrites(time.Hour)) // no timed flush in this test
+	ctx := ctxT(t)
+	s := start(t, st, "k")
+	v0 := s.Version()
+	for range 5 {
+		if err := s.Mutate(ctx, "coin", addCoins(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Data().Coins != 105 {
+		t.Fatalf("deferred data = %d, want 105 at once", s.Data().Coins)
+	}
+	if s.Version() != v0 {
+		t.Fatalf("deferred mutations moved the durable version before a flush")
+	}
+	if v, _ := st.Get(ctx, "k"); v.Data.Coins != 100 {
+		t.Fatalf("log has %d coins before a flush, want 100", v.Data.Coins)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := st.Get(ctx, "k"); v.Data.Coins != 105 || v.Version != s.Version() {
+		t.Fatalf("after Flush the log has %+v, session version %d", v, s.Version())
+	}
+	if err := s.Mutate(ctx, "coin", addCoins(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := st.Get(ctx, "k"); v.Data.Coins != 106 {
+		t.Fatalf("End did not flush: log has %d coins", v.Data.Coins)
+	}
+}
+
+func TestDeferredWritesFlushOnTheirOwn(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players", profileledger.WithDeferredWrites(50*time.Millisecond))
+	ctx := ctxT(t)
+	s := start(t, st, "k")
+	if err := s.Mutate(ctx, "coin", addCoins(7)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		v, err := st.Get(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Data.Coins == 107 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the deferred mutation was never flushed")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func TestStoreCloseEndsEverySessionCleanly(t *testing.T) {
+	e := newEnv(t)
+	st, err := profileledger.Open(context.Background(), e.js, "players", template(), profileledger.WithLeaseTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	var ss []*profileledger.Session[Player]
+	for i := range 5 {
+		s, err := st.StartSession(ctx, fmt.Sprint("p", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Mutate(ctx, "coin", addCoins(i)); err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	if err := st.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ss {
+		<-s.Done()
+		if !errors.Is(s.Err(), profileledger.ErrSessionEnded) {
+			t.Errorf("%s: Err = %v", s.Key(), s.Err())
+		}
+	}
+	if _, err := st.StartSession(ctx, "p0"); !errors.Is(err, profileledger.ErrClosed) {
+		t.Errorf("StartSession after Close = %v, want ErrClosed", err)
+	}
+	if err := st.Close(ctx); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+	// The leases are released: another store starts at once, with NoWait.
+	st2 := e.open(t, "players")
+	for i := range 5 {
+		s, err := st2.StartSession(ctx, fmt.Sprint("p", i), profileledger.NoWait())
+		if err != nil {
+			t.Fatalf("p%d after Close: %v", i, err)
+		}
+		if s.Data().Coins != 100+i {
+			t.Errorf("p%d coins = %d", i, s.Data().Coins)
+		}
+	}
+}
+
+// PlayerV2 is Player with a field added later.
+type PlayerV2 struct {
+	Player
+	Gems int `json:"gems"`
+}
+
+func TestReconcileFillsNewFieldsFromTheTemplateAndRecordsIt(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	st := e.open(t, "players")
+	s := start(t, st, "k")
+	if err := s.Mutate(ctx, "coin", addCoins(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := profileledger.Open(ctx, e.js, "players", PlayerV2{Player: template(), Gems: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close(ctx)
+	s2, err := st2.StartSession(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := s2.Data(); d.Gems != 3 || d.Coins != 101 {
+		t.Fatalf("reconciled data = %+v, want gems 3 from the template and coins 101 from the log", d)
+	}
+	if err := s2.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The new field is in the log now: a full replay has it.
+	v, err := st2.Get(ctx, "k", profileledger.AtTime(time.Now()))
+	if err != nil || v.Data.Gems != 3 {
+		t.Fatalf("full replay = %+v, %v", v, err)
+	}
+}
+
+func TestGetAtVersionReadsThePast(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players", profileledger.WithSnapshotEvery(3))
+	ctx := ctxT(t)
+	s := start(t, st, "k")
+	versions := map[uint64]int{}
+	for i := 1; i <= 10; i++ {
+		if err := s.Mutate(ctx, "coin", addCoins(1)); err != nil {
+			t.Fatal(err)
+		}
+		versions[s.Version()] = 100 + i
+	}
+	if err := s.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for v, coins := range versions {
+		got, err := st.Get(ctx, "k", profileledger.AtVersion(v))
+		if err != nil || got.Data.Coins != coins || got.Version != v {
+			t.Errorf("AtVersion(%d) = coins %d version %d, %v; want %d", v, got.Data.Coins, got.Version, err, coins)
+		}
+	}
+	if v, err := st.Get(ctx, "never"); err != nil || v.Exists || v.Data.Coins != 100 {
+		t.Errorf("Get of a missing profile = %+v, %v; want the template, Exists false", v, err)
+	}
+}
+
+func TestConcurrentMutationsKeepEachWritersOrder(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players")
+	ctx := ctxT(t)
+	s := start(t, st, "k")
+	const writers, each = 8, 40
+	acked := make([][]uint64, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				name := fmt.Sprintf("w%d-%d", w, i)
+				err := s.Mutate(ctx, "item", func(p *Player) error {
+					p.Inventory = append(p.Inventory, name)
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				acked[w] = append(acked[w], uint64(i))
+			}
+		})
+	}
+	wg.Wait()
+	inv := s.Data().Inventory
+	if len(inv) != writers*each {
+		t.Fatalf("inventory has %d items, want %d", len(inv), writers*each)
+	}
+	next := make([]int, writers)
+	for _, it := range inv {
+		var w, i int
+		fmt.Sscanf(it, "w%d-%d", &w, &i)
+		if i != next[w] {
+			t.Fatalf("writer %d's item %d appears where %d was due: acknowledgement order broken", w, i, next[w])
+		}
+		next[w]++
+	}
+	v, err := st.Get(ctx, "k")
+	if err != nil || len(v.Data.Inventory) != writers*each {
+		t.Fatalf("log has %d items, %v", len(v.Data.Inventory), err)
+	}
+}
+
+func TestOpenTwiceAtOnceAndRefuseAnIncompatibleStream(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			st, err := profileledger.Open(ctx, e.js, "shared", template())
+			if err == nil {
+				err = st.Close(ctx)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Open: %v", err)
+		}
+	}
+	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "PL_odd", Subjects: []string{"pl.odd.>"}, MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := profileledger.Open(ctx, e.js, "odd", template())
+	if err == nil || !contains(err.Error(), "max_age") {
+		t.Fatalf("Open over an incompatible stream = %v, want an error naming max_age", err)
+	}
+	if _, err := profileledger.Open(ctx, e.js, "bad.name", template()); !errors.Is(err, profileledger.ErrInvalidInput) {
+		t.Fatalf("Open with a dotted name = %v", err)
+	}
+}
