@@ -7,10 +7,12 @@ import (
 
 // The NATS layout of a store named N (one place for every spelling):
 //
-//	stream  PL_N             subjects pl.N.>
+//	stream  PL_N             subjects pl.N.ev.> and pl.N.msg.>
 //	        pl.N.ev.<token>  a profile's events
 //	        pl.N.msg.<token> a profile's inbox (reserved)
-//	        pl.N.ctl.<node>.<token>  hand-over requests to the node holding it (core NATS, not stored)
+//	core    pl.N.ctl.<store-id>.<token>  hand-over requests to the Store holding it;
+//	                         outside the stream on purpose: a stored subject would
+//	                         be answered by JetStream's own ack
 //	bucket  PL_N_LEASES      one lease per profile token, per-key TTL
 //	bucket  PL_N_SNAPSHOTS   snapshots per profile token, a few revisions of history
 //
@@ -40,7 +42,9 @@ func newNames(store string) (names, error) {
 	}, nil
 }
 
-func (n names) subjects() []string              { return []string{"pl." + n.store + ".>"} }
+func (n names) subjects() []string {
+	return []string{"pl." + n.store + ".ev.>", "pl." + n.store + ".msg.>"}
+}
 func (n names) events(token string) string      { return "pl." + n.store + ".ev." + token }
 func (n names) controlAll(node string) string   { return "pl." + n.store + ".ctl." + node + ".>" }
 func (n names) control(node, tok string) string { return "pl." + n.store + ".ctl." + node + "." + tok }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
 	"github.com/profileledger/profileledger/internal/natstest"
@@ -213,3 +214,8 @@ func TestSpecialKeysAreIsolated(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func natstestConnect(t testing.TB, e env) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	return natstest.Connect(t, e.srv.URL())
+}

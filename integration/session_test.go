@@ -6,9 +6,11 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
 	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
@@ -282,5 +284,41 @@ func TestGarbageOnTheEventSubjectIsReportedNotFolded(t *testing.T) {
 	}
 	if want := "sequence " + itoa(ack.Sequence); !contains(err.Error(), want) {
 		t.Fatalf("error %q does not name %q", err, want)
+	}
+}
+
+func TestHandOverRequestsAreAnsweredByTheHolderNotStored(t *testing.T) {
+	srv := natstest.Run(t)
+	a := openNode(t, srv.URL(), "a", false)
+	b := openNode(t, srv.URL(), "b", false)
+	ctx := testCtx(t, time.Minute)
+	for i := range 6 {
+		n := []*node{a, b}[i%2]
+		if _, err := n.st.StartSession(ctx, "hot"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := a.js.Stream(ctx, "PL_"+storeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for subj := range info.State.Subjects {
+		if !strings.HasPrefix(subj, "pl."+storeName+".ev.") {
+			t.Errorf("the event stream stored %q: only events belong in it", subj)
+		}
+	}
+	// Every start after the first was a hand-over: 5 ends, 6 starts.
+	ended := 0
+	for _, r := range readLog(t, a.js, "hot") {
+		if r.Event.Type == ledger.TypeSessionEnded && r.Event.Meta[ledger.MetaReason] == "handover" {
+			ended++
+		}
+	}
+	if ended != 5 {
+		t.Fatalf("%d hand-over ends in the log, want 5", ended)
 	}
 }
