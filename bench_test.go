@@ -136,4 +136,3 @@ func BenchmarkHandover(b *testing.B) {
 	b.ReportMetric(float64(percentile(ds, 0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(0, "ns/op")
 }
-

@@ -60,4 +60,3 @@ func (st *Store[T]) Get(ctx context.Context, key string, opts ...ReadOption) (Vi
 	}
 	return v, nil
 }
-
