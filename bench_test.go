@@ -136,3 +136,21 @@ func BenchmarkHandover(b *testing.B) {
 	b.ReportMetric(float64(percentile(ds, 0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkMutateCPU measures the in-process part of Mutate (copy, fn,
+// diff, event encoding) by running it in deferred mode, where no append
+// waits on the network.
+func BenchmarkMutateCPU(b *testing.B) {
+	e := newEnv(b)
+	st := e.open(b, "players", profileledger.WithDeferredWrites(time.Hour))
+	s := start(b, st, "cpu")
+	ctx := context.Background()
+	name := fmt.Sprintf("%0256d", 1)
+	i := 0
+	for b.Loop() {
+		i++
+		if err := s.Mutate(ctx, "coin", func(p *Player) error { p.Coins = i; p.Name = name; return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -322,14 +322,14 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 		return next, nil
 	}
 	ev := s.newEvent(r.typ, ops, nil)
-	enc, err := ev.Encode()
+	size, err := ev.Prepare()
 	if err != nil {
 		return next, fmt.Errorf("profileledger: encode event: %w", err)
 	}
-	if max := s.st.ledger.MaxEventSize(); len(enc) > max {
-		return next, fmt.Errorf("%w: %q event on %q is %d bytes, over the limit of %d", ErrTooLarge, r.typ, s.key, len(enc), max)
+	if max := s.st.ledger.MaxEventSize(); size > max {
+		return next, fmt.Errorf("%w: %q event on %q is %d bytes, over the limit of %d", ErrTooLarge, r.typ, s.key, size, max)
 	}
-	next.ev, next.size = &ev, len(enc)
+	next.ev, next.size = &ev, size
 	return next, nil
 }
 
@@ -358,7 +358,7 @@ func (s *Session[T]) Flush(ctx context.Context) error {
 	if len(events) == 0 {
 		return nil
 	}
-	err := s.appendFlush(ctx, events)
+	done, err := s.appendFlush(ctx, events)
 	switch {
 	case err == nil:
 		s.mu.Lock()
@@ -371,9 +371,10 @@ func (s *Session[T]) Flush(ctx context.Context) error {
 		s.lose(err)
 		return s.Err()
 	}
-	// Keep them for the next flush: same ids, so a landed append is found.
+	// Keep the rest for the next flush (same ids: if the failed append did
+	// land after all, the retry finds it instead of doubling it).
 	s.mu.Lock()
-	s.unflushed = append(events, s.unflushed...)
+	s.unflushed = append(events[done:], s.unflushed...)
 	s.mu.Unlock()
 	return err
 }

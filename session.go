@@ -407,7 +407,7 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 	s.mu.Unlock()
 
 	events = append(events, s.newEvent(ledger.TypeSessionEnded, nil, map[string]string{ledger.MetaReason: reason}))
-	if err := s.appendFlush(ctx, events); err != nil {
+	if _, err := s.appendFlush(ctx, events); err != nil {
 		s.lose(fmt.Errorf("could not append session.ended: %w", err))
 		return s.Err()
 	}
@@ -468,9 +468,42 @@ func (s *Session[T]) newEvent(typ string, ops []ledger.Op, meta map[string]strin
 }
 
 // appendFlush appends events (deferred mutations and/or a session marker)
-// at the session's fence and moves the fence. A stale view (foreign
-// messages on the subject) is read past and retried.
-func (s *Session[T]) appendFlush(ctx context.Context, events []ledger.Event) error {
+// at the session's fence, in as many messages as the size limit needs, and
+// moves the fence after each. A stale view (foreign messages on the
+// subject) is read past and retried.
+// It returns how many events were appended, all of them unless err != nil.
+func (s *Session[T]) appendFlush(ctx context.Context, events []ledger.Event) (int, error) {
+	done := 0
+	for done < len(events) {
+		n, err := s.chunk(events[done:])
+		if err != nil {
+			return done, err
+		}
+		if err := s.appendChunk(ctx, events[done:done+n]); err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// chunk returns how many of events fit in one message.
+func (s *Session[T]) chunk(events []ledger.Event) (int, error) {
+	size, limit := 2, s.st.ledger.MaxEventSize()
+	for i := range events {
+		n, err := events[i].Prepare()
+		if err != nil {
+			return 0, fmt.Errorf("profileledger: encode event: %w", err)
+		}
+		if i > 0 && size+n+1 > limit {
+			return i, nil
+		}
+		size += n + 1
+	}
+	return len(events), nil
+}
+
+func (s *Session[T]) appendChunk(ctx context.Context, events []ledger.Event) error {
 	for range 3 {
 		s.mu.Lock()
 		fence := s.fence

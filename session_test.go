@@ -259,3 +259,21 @@ func TestOpenTwiceAtOnceAndRefuseAnIncompatibleStream(t *testing.T) {
 		t.Fatalf("Open with a dotted name = %v", err)
 	}
 }
+
+func TestADeferredBacklogLargerThanOneMessageIsFlushedInChunks(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players", profileledger.WithDeferredWrites(time.Hour), profileledger.WithMaxEventSize(4096))
+	ctx := ctxT(t)
+	s := start(t, st, "k")
+	for i := range 300 { // ~300 events of ~250 bytes: many messages' worth
+		if err := s.Mutate(ctx, "coin", addCoins(1)); err != nil {
+			t.Fatalf("mutation %d: %v", i, err)
+		}
+	}
+	if err := s.End(ctx); err != nil {
+		t.Fatalf("End with a large backlog: %v", err)
+	}
+	if v, err := st.Get(ctx, "k"); err != nil || v.Data.Coins != 400 {
+		t.Fatalf("log has %+v, %v; want 400 coins", v.Data, err)
+	}
+}

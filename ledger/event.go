@@ -70,6 +70,23 @@ type Event struct {
 	Seq uint64 `json:"-"`
 	// Stored is the server's timestamp of the message. Set on read.
 	Stored time.Time `json:"-"`
+
+	enc []byte // the encoding fixed by Prepare
+}
+
+// Prepare encodes the event once and keeps the encoding, which Append then
+// sends as it is; it returns the encoded size. The event must not change
+// after Prepare.
+func (e *Event) Prepare() (int, error) {
+	if e.V == 0 {
+		e.V = FormatVersion
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return 0, err
+	}
+	e.enc = data
+	return len(data), nil
 }
 
 // MaxTypeLen is the longest event type accepted.
@@ -90,6 +107,9 @@ func ValidateUserType(t string) error {
 
 // Encode returns the event's wire form.
 func (e *Event) Encode() ([]byte, error) {
+	if e.enc != nil {
+		return e.enc, nil
+	}
 	return json.Marshal(e)
 }
 
@@ -99,9 +119,20 @@ func (e *Event) Encode() ([]byte, error) {
 // of the fence; all its events share its sequence.
 func EncodeMessage(events []Event) ([]byte, error) {
 	if len(events) == 1 {
-		return json.Marshal(&events[0])
+		return events[0].Encode()
 	}
-	return json.Marshal(events)
+	buf := []byte{'['}
+	for i := range events {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		data, err := events[i].Encode()
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, data...)
+	}
+	return append(buf, ']'), nil
 }
 
 // DecodeMessage parses a message into its events. It fails on anything that

@@ -169,6 +169,7 @@ func (l *Log) encode(parts []Part) ([]*nats.Msg, error) {
 		for i := range p.Events {
 			if p.Events[i].V == 0 {
 				p.Events[i].V = FormatVersion
+				p.Events[i].enc = nil
 			}
 		}
 		data, err := EncodeMessage(p.Events)
