@@ -78,6 +78,9 @@ type Event struct {
 // sends as it is; it returns the encoded size. The event must not change
 // after Prepare.
 func (e *Event) Prepare() (int, error) {
+	if e.enc != nil {
+		return len(e.enc), nil
+	}
 	if e.V == 0 {
 		e.V = FormatVersion
 	}
