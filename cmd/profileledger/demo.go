@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger"
+)
+
+// storeName is the demo's store: stream PL_players, subjects pl.players.>.
+const storeName = "players"
+
+// demoConfig is the demo's flags.
+type demoConfig struct {
+	servers  int
+	players  int
+	duration time.Duration
+	leaseTTL time.Duration
+	seed     uint64
+	steal    float64
+	crash    bool
+	json     bool
+	verbose  bool
+}
+
+const demoDescription = `
+Demo starts an embedded NATS server with JetStream in a temporary directory
+and runs simulated game servers on it, each with its own connection and
+profileledger Store. Players hop from server to server: each start asks the
+current holder to hand the profile over (or, sometimes, steals it), makes a
+few mutations, then ends the session or leaves it for the next server while
+a stray writer keeps mutating the old session. Midway one server crashes:
+its connection is closed without ending anything, and its players are taken
+over by the others when their leases expire.
+
+At the end every session is ended and every profile's log is read back:
+each acknowledged mutation must be in it exactly once, no rejected one at
+all, the log must pass audit.Check, and Store.Get must equal the fold of the
+log. Exit status 1 if any check fails.`
+
+func (m *Main) runDemo(ctx context.Context, args []string) int {
+	fs := m.newFlagSet("demo", "[flags]", demoDescription)
+	var cfg demoConfig
+	fs.IntVar(&cfg.servers, "servers", 4, "`n` simulated game servers")
+	fs.IntVar(&cfg.players, "players", 40, "`n` players hopping between servers")
+	fs.DurationVar(&cfg.duration, "duration", 15*time.Second, "how long the players play")
+	fs.Uint64Var(&cfg.seed, "seed", 0, "`seed` of the players' random choices (0: from the clock)")
+	fs.DurationVar(&cfg.leaseTTL, "lease", time.Second, "lease `TTL`: how long a crashed server's players stay locked (whole seconds)")
+	fs.Float64Var(&cfg.steal, "steal", 0.1, "`fraction` of session starts that steal instead of asking for a hand-over")
+	fs.BoolVar(&cfg.crash, "crash", true, "crash one server midway")
+	fs.BoolVar(&cfg.json, "json", false, "print the summary as JSON (progress goes to stderr)")
+	fs.BoolVar(&cfg.verbose, "v", false, "log the library's warnings to stderr")
+	if code, ok := m.parse(fs, args); !ok {
+		return code
+	}
+	switch {
+	case cfg.servers < 1 || cfg.crash && cfg.servers < 2:
+		return m.usageError(fs, "-servers %d: need at least 2 (one crashes), or 1 with -crash=false", cfg.servers)
+	case cfg.players < 1:
+		return m.usageError(fs, "-players %d: need at least 1", cfg.players)
+	case cfg.duration <= 0:
+		return m.usageError(fs, "-duration %v: must be positive", cfg.duration)
+	case cfg.leaseTTL <= 0:
+		return m.usageError(fs, "-lease %v: must be positive", cfg.leaseTTL)
+	case cfg.steal < 0 || cfg.steal > 1:
+		return m.usageError(fs, "-steal %v: must be between 0 and 1", cfg.steal)
+	}
+	if cfg.seed == 0 {
+		cfg.seed = uint64(time.Now().UnixNano())
+	}
+	progress := m.stdout
+	if cfg.json {
+		progress = m.stderr
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if cfg.verbose {
+		logger = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	sum, err := runDemo(ctx, cfg, progress, logger)
+	if err != nil {
+		fmt.Fprintf(m.stderr, "profileledger demo: %v\n", err)
+		return exitFail
+	}
+	if cfg.json {
+		err = sum.writeJSON(m.stdout)
+	} else {
+		err = sum.writeText(m.stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(m.stderr, "profileledger demo: %v\n", err)
+		return exitFail
+	}
+	if !sum.Pass {
+		return exitFail
+	}
+	return exitOK
+}
+
+// demo is one run: the servers, the players and what they saw.
+type demo struct {
+	cfg     demoConfig
+	log     *slog.Logger
+	servers []*gameServer
+	players []*player
+	stats   runStats
+	start   time.Time
+	end     time.Time      // players stop starting sessions after this
+	wg      sync.WaitGroup // players and stray writers
+	victim  *gameServer
+	crashAt time.Duration
+}
+
+// gameServer is one simulated game server: its own NATS connection and
+// Store.
+type gameServer struct {
+	name    string
+	nc      *nats.Conn
+	store   *profileledger.Store[Player]
+	ctx     context.Context // cancelled when the server crashes
+	kill    context.CancelFunc
+	crashed atomic.Bool
+}
+
+// runDemo runs the demo and returns its summary. An error means the demo
+// could not run (or was interrupted), not that a check failed.
+func runDemo(ctx context.Context, cfg demoConfig, out io.Writer, log *slog.Logger) (*summary, error) {
+	dir, err := os.MkdirTemp("", "profileledger-demo-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := startNATS(natsConfig{host: "127.0.0.1", port: server.RANDOM_PORT, dir: dir})
+	if err != nil {
+		return nil, err
+	}
+	defer stopNATS(ns)
+	url := natsURL(ns)
+
+	d := &demo{cfg: cfg, log: log}
+	defer d.shutdown() // before the NATS server stops; a no-op after a clean run
+	fmt.Fprintf(out, "profileledger demo: %d game servers, %d players, %v, lease TTL %v, seed %d\n",
+		cfg.servers, cfg.players, cfg.duration, cfg.leaseTTL, cfg.seed)
+	fmt.Fprintf(out, "  NATS with JetStream at %s, store in %s (removed at the end)\n", url, dir)
+	for i := range cfg.servers {
+		gs, err := d.openServer(ctx, url, fmt.Sprintf("s%d", i+1))
+		if err != nil {
+			return nil, err
+		}
+		d.servers = append(d.servers, gs)
+	}
+	for i := range cfg.players {
+		d.players = append(d.players, newPlayerRecord(i+1))
+	}
+
+	d.play(ctx, out)
+	elapsed := time.Since(d.start)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("interrupted after %v", elapsed.Round(time.Millisecond))
+	}
+	d.progress(out, "run over: Store.Close on the live servers ends every session")
+	closeErrs := d.shutdown()
+
+	d.progress(out, fmt.Sprintf("reading back %d profiles: logs, audit.Check, Store.Get", len(d.players)))
+	vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	v, err := d.verify(vctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return d.summarize(elapsed, closeErrs, v), nil
+}
+
+// openServer connects a game server and opens its Store.
+func (d *demo) openServer(ctx context.Context, url, name string) (*gameServer, error) {
+	nc, err := nats.Connect(url, nats.Name("profileledger-demo-"+name))
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect: %w", name, err)
+	}
+	st, err := d.openStore(ctx, nc, name)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	sctx, kill := context.WithCancel(ctx)
+	return &gameServer{name: name, nc: nc, store: st, ctx: sctx, kill: kill}, nil
+}
+
+func (d *demo) openStore(ctx context.Context, nc *nats.Conn, node string) (*profileledger.Store[Player], error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return profileledger.Open(octx, js, storeName, newPlayer(),
+		profileledger.WithLeaseTTL(d.cfg.leaseTTL), profileledger.WithNode(node), profileledger.WithLogger(d.log))
+}
+
+// play runs the players until the run's end, crashing a server midway, and
+// returns when every player and stray writer has stopped.
+func (d *demo) play(ctx context.Context, out io.Writer) {
+	d.start = time.Now()
+	d.end = d.start.Add(d.cfg.duration)
+	rng := rand.New(rand.NewPCG(d.cfg.seed, 0))
+	for i, p := range d.players {
+		prng := rand.New(rand.NewPCG(d.cfg.seed, uint64(i+1)))
+		d.wg.Go(func() { d.runPlayer(ctx, p, prng) })
+	}
+	d.progress(out, fmt.Sprintf("%d servers opened store %q; %d players start hopping", len(d.servers), storeName, len(d.players)))
+
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	var crash <-chan time.Time
+	if d.cfg.crash {
+		t := time.NewTimer(d.cfg.duration / 2)
+		defer t.Stop()
+		crash = t.C
+	}
+	tick := time.NewTicker(max(d.cfg.duration/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-crash:
+			victim, live := d.busiest(rng)
+			d.crash(victim)
+			d.progress(out, fmt.Sprintf("crashed %s, holding %d live sessions: its NATS connection closed without End or Close", victim.name, live))
+		case <-tick.C:
+			if time.Now().Before(d.end) {
+				d.stats.mu.Lock()
+				line := fmt.Sprintf("%d sessions started, %d mutations acknowledged", d.stats.sessions, d.stats.outcomes[acked])
+				d.stats.mu.Unlock()
+				d.progress(out, line)
+			}
+		}
+	}
+}
+
+// busiest returns the server holding the most live sessions, and how many.
+func (d *demo) busiest(rng *rand.Rand) (*gameServer, int) {
+	live := make(map[*gameServer]int)
+	for _, p := range d.players {
+		if srv := p.liveOn(); srv != nil {
+			live[srv]++
+		}
+	}
+	best := d.servers[rng.IntN(len(d.servers))]
+	for _, gs := range d.servers {
+		if live[gs] > live[best] {
+			best = gs
+		}
+	}
+	return best, live[best]
+}
+
+// crash makes gs vanish as a dead process would: no End, no Close, no more
+// renewals or hand-over replies.
+func (d *demo) crash(gs *gameServer) {
+	d.victim, d.crashAt = gs, time.Since(d.start)
+	gs.crashed.Store(true)
+	gs.kill()
+	gs.nc.Close()
+}
+
+func (d *demo) progress(out io.Writer, line string) {
+	fmt.Fprintf(out, "  %6.2fs  %s\n", time.Since(d.start).Seconds(), line)
+}
+
+// shutdown closes every store, which ends every live session, and every
+// connection. It returns the live servers' errors, except for sessions that
+// were already lost (stolen, or fenced by a newer session) and so cannot
+// end. The crashed server's store is closed with a short deadline and its
+// errors are ignored. Calling it again does nothing.
+func (d *demo) shutdown() []string {
+	var mu sync.Mutex
+	var errs []string
+	var wg sync.WaitGroup
+	for _, gs := range d.servers {
+		if gs.store == nil {
+			continue
+		}
+		wg.Go(func() {
+			timeout := 30 * time.Second
+			if gs.crashed.Load() {
+				timeout = 2 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			err := gs.store.Close(ctx)
+			if gs.crashed.Load() {
+				return
+			}
+			for _, e := range flatten(err) {
+				if !errors.Is(e, profileledger.ErrSessionLost) {
+					mu.Lock()
+					errs = append(errs, fmt.Sprintf("%s: Close: %v", gs.name, e))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, gs := range d.servers {
+		if gs.store != nil {
+			gs.store = nil
+			gs.kill()
+			gs.nc.Close()
+		}
+	}
+	return errs
+}
+
+// flatten returns the errors joined in err.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// verify reads every player's profile back on a connection and Store of its
+// own.
+func (d *demo) verify(ctx context.Context, url string) (*verification, error) {
+	nc, err := nats.Connect(url, nats.Name("profileledger-demo-verify"))
+	if err != nil {
+		return nil, fmt.Errorf("verify: connect: %w", err)
+	}
+	defer nc.Close()
+	st, err := d.openStore(ctx, nc, "verifier")
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	defer st.Close(context.Background())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	vr, err := newVerifier(ctx, js, st)
+	if err != nil {
+		return nil, err
+	}
+	v := &verification{}
+	for _, p := range d.players {
+		if err := vr.check(ctx, p, v); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}

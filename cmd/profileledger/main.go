@@ -1,0 +1,145 @@
+// Command profileledger runs the profileledger demo and a development NATS
+// server.
+//
+//	profileledger demo    simulated game servers hand players around, one crashes; every write is checked
+//	profileledger serve   an embedded NATS server with JetStream, for development and single-node use
+//
+// Run "profileledger <command> -h" for a command's flags. The exit status is
+// 0 on success, 1 if the command failed (for demo: if any check failed) and
+// 2 on a usage error.
+//
+// The demo needs nothing but this program: "go run ./cmd/profileledger demo"
+// starts its own NATS server in a temporary directory and removes it at the
+// end. Serve keeps its JetStream data in ./profileledger-data unless -data
+// says otherwise, and warns that without -sync-always a power loss can lose
+// acknowledged writes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := NewMain(os.Stdout, os.Stderr).Run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes of Run.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// Main is the program: its output streams and its commands.
+type Main struct {
+	stdout   io.Writer
+	stderr   io.Writer
+	commands map[string]command
+}
+
+// command is one subcommand. run gets the arguments after its name and
+// returns the exit code.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string) int
+}
+
+// NewMain returns the program writing its results to stdout and usage,
+// warnings and errors to stderr.
+func NewMain(stdout, stderr io.Writer) *Main {
+	m := &Main{stdout: stdout, stderr: stderr}
+	m.commands = map[string]command{
+		"demo":  {summary: "run simulated game servers that hand players around, crash one, and check every write", run: m.runDemo},
+		"serve": {summary: "run an embedded NATS server with JetStream for development and single-node use", run: m.runServe},
+	}
+	return m
+}
+
+// Run runs the command named by args[0] with the rest of args and returns
+// the process's exit code. ctx ends the command early (SIGINT, SIGTERM).
+func (m *Main) Run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		m.usage(m.stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && name == "help" {
+			if c, ok := m.commands[args[1]]; ok {
+				return c.run(ctx, []string{"-h"})
+			}
+		}
+		m.usage(m.stderr)
+		return exitOK
+	}
+	c, ok := m.commands[name]
+	if !ok {
+		fmt.Fprintf(m.stderr, "profileledger: unknown command %q\n\n", name)
+		m.usage(m.stderr)
+		return exitUsage
+	}
+	return c.run(ctx, args[1:])
+}
+
+func (m *Main) usage(w io.Writer) {
+	fmt.Fprintln(w, "profileledger: an event-sourced, session-locked profile store on NATS JetStream")
+	fmt.Fprintln(w, "\nUsage:\n\n\tprofileledger <command> [flags]\n\nCommands:")
+	names := make([]string, 0, len(m.commands))
+	for n := range m.commands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "\t%-8s %s\n", n, m.commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun \"profileledger <command> -h\" for a command's flags.")
+}
+
+// newFlagSet returns a flag set for command name whose usage, printed to
+// stderr on -h or a bad flag, is the synopsis, the description and the flags.
+func (m *Main) newFlagSet(name, synopsis, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(m.stderr, "Usage: profileledger %s %s\n\n%s\n\nFlags:\n", name, synopsis, strings.TrimSpace(description))
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args into fs. If it returns false the command must return
+// code: exitOK after -h, exitUsage after a bad flag or a stray argument.
+func (m *Main) parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false // flag printed the error and the usage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(m.stderr, "profileledger %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+// usageError reports a bad flag value of command name and prints its usage.
+func (m *Main) usageError(fs *flag.FlagSet, format string, args ...any) int {
+	fmt.Fprintf(m.stderr, "profileledger %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
+	fs.Usage()
+	return exitUsage
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/audit"
+	"github.com/profileledger/profileledger/internal/keys"
+	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/projector"
+)
+
+// verification is what reading back every player's log found.
+type verification struct {
+	Profiles        int      `json:"profiles"`
+	Events          int      `json:"events"`
+	Lost            int      `json:"lost"`             // acknowledged, not in the data
+	Duplicated      int      `json:"duplicated"`       // in the data more than once
+	RejectedPresent int      `json:"rejected_present"` // rejected, yet in the data
+	UncertainLanded int      `json:"uncertain_landed"` // uncertain, and in the data once
+	UnknownItems    int      `json:"unknown_items"`    // in the data, never tried
+	CoinMismatches  int      `json:"coin_mismatches"`  // profiles whose coins are not the template plus their items' coins
+	OrderViolations int      `json:"order_violations"` // acknowledged loop items out of acknowledgement order
+	GetMismatches   int      `json:"get_mismatches"`   // profiles whose Store.Get differs from the fold of the log
+	AuditViolations int      `json:"audit_violations"`
+	Problems        []string `json:"problems,omitempty"` // the first few findings, in words
+}
+
+func (v *verification) ok() bool {
+	return v.Lost == 0 && v.Duplicated == 0 && v.RejectedPresent == 0 && v.UnknownItems == 0 &&
+		v.CoinMismatches == 0 && v.OrderViolations == 0 && v.GetMismatches == 0 && v.AuditViolations == 0 &&
+		len(v.Problems) == 0
+}
+
+func (v *verification) problem(format string, args ...any) {
+	if len(v.Problems) < maxSamples {
+		v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
+	}
+}
+
+// verifier reads profiles back: their logs directly, and their data through
+// a Store of its own.
+type verifier struct {
+	log   *ledger.Log
+	store *profileledger.Store[Player]
+}
+
+func newVerifier(ctx context.Context, js jetstream.JetStream, store *profileledger.Store[Player]) (*verifier, error) {
+	stream, err := js.Stream(ctx, "PL_"+storeName)
+	if err != nil {
+		return nil, fmt.Errorf("verify: stream: %w", err)
+	}
+	return &verifier{log: ledger.NewLog(js, stream, 1<<20), store: store}, nil
+}
+
+// check verifies one player's profile against the record of its mutations:
+//
+//   - every acknowledged mutation's item is in the final data exactly once,
+//     and the player loop's acknowledged items are in acknowledgement order;
+//   - no rejected mutation's item is in it; an uncertain one at most once;
+//   - nothing else is in it, and coins are the starting coins plus the coins
+//     of the mutations whose items are in it;
+//   - audit.Check finds no violation in the log;
+//   - Store.Get (snapshot plus replay) equals the plain fold of the log.
+func (vr *verifier) check(ctx context.Context, p *player, v *verification) error {
+	tok, err := keys.Encode(p.key)
+	if err != nil {
+		return err
+	}
+	var recs []ledger.Record
+	if err := vr.log.Read(ctx, "pl."+storeName+".ev."+tok, 0, 0, func(r ledger.Record) error {
+		recs = append(recs, r)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("verify %s: read log: %w", p.key, err)
+	}
+	v.Profiles++
+	v.Events += len(recs)
+	for _, viol := range audit.Check(p.key, recs) {
+		v.AuditViolations++
+		v.problem("audit: %v", viol)
+	}
+
+	// The plain fold of every event in the log, from nothing.
+	events := make([]ledger.Event, 0, len(recs))
+	for _, r := range recs {
+		if r.Err == nil {
+			events = append(events, r.Event)
+		}
+	}
+	doc, err := projector.Fold(nil, events)
+	if err != nil {
+		return fmt.Errorf("verify %s: fold: %w", p.key, err)
+	}
+	raw, err := projector.Encode(doc)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", p.key, err)
+	}
+	var folded Player
+	if err := json.Unmarshal(raw, &folded); err != nil {
+		return fmt.Errorf("verify %s: folded data: %w", p.key, err)
+	}
+
+	view, err := vr.store.Get(ctx, p.key)
+	if err != nil {
+		return fmt.Errorf("verify %s: Get: %w", p.key, err)
+	}
+	gotRaw, err := json.Marshal(view.Data)
+	if err != nil {
+		return err
+	}
+	got, err := projector.Decode(gotRaw)
+	if err != nil {
+		return err
+	}
+	if !projector.Equal(doc, got) {
+		v.GetMismatches++
+		v.problem("%s: Store.Get at version %d is %s, the fold of the log is %s", p.key, view.Version, brief(gotRaw), brief(raw))
+	} else if len(events) > 0 && view.Version != events[len(events)-1].Seq {
+		v.GetMismatches++
+		v.problem("%s: Store.Get is at version %d, the log's last event at %d", p.key, view.Version, events[len(events)-1].Seq)
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	count := make(map[string]int, len(folded.Inventory))
+	wantCoins := startingCoins
+	lastOrder := 0
+	for _, item := range folded.Inventory {
+		count[item]++
+		m := p.muts[item]
+		if m == nil {
+			v.UnknownItems++
+			v.problem("%s: %q is in the inventory but was never tried", p.key, item)
+			continue
+		}
+		wantCoins += m.coins
+		if m.ackOrder > 0 {
+			if m.ackOrder < lastOrder {
+				v.OrderViolations++
+				v.problem("%s: acknowledged %s (#%d) is after #%d in the inventory", p.key, item, m.ackOrder, lastOrder)
+			}
+			lastOrder = max(lastOrder, m.ackOrder)
+		}
+	}
+	for _, m := range p.order {
+		n := count[m.item]
+		switch {
+		case n > 1:
+			v.Duplicated++
+			v.problem("%s: %s (%s) is in the inventory %d times", p.key, m.item, m.outcome, n)
+		case m.outcome == acked && n == 0:
+			v.Lost++
+			v.problem("%s: acknowledged %s is missing", p.key, m.item)
+		case m.outcome == rejected && n > 0:
+			v.RejectedPresent++
+			v.problem("%s: rejected %s is in the inventory", p.key, m.item)
+		case (m.outcome == uncertain || m.outcome == unexplained) && n == 1:
+			v.UncertainLanded++
+		}
+	}
+	if folded.Coins != wantCoins {
+		v.CoinMismatches++
+		v.problem("%s: %d coins, want %d (starting coins plus the coins of the items present)", p.key, folded.Coins, wantCoins)
+	}
+	return nil
+}
+
+func (o outcome) String() string {
+	switch o {
+	case acked:
+		return "acknowledged"
+	case rejected:
+		return "rejected"
+	case uncertain:
+		return "uncertain"
+	case unexplained:
+		return "unexplained error"
+	}
+	return "no outcome"
+}
+
+// brief shortens raw JSON for a message.
+func brief(raw []byte) string {
+	const max = 120
+	if len(raw) <= max {
+		return string(raw)
+	}
+	return string(raw[:max]) + "…"
+}
