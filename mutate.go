@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	clone "github.com/huandu/go-clone"
 	"github.com/profileledger/profileledger/ledger"
 	"github.com/profileledger/profileledger/projector"
 )
@@ -285,10 +286,9 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 	next.r = r
 	var ops []ledger.Op
 	if r.fn != nil {
-		var w T
-		if err := json.Unmarshal(cur.raw, &w); err != nil {
-			return next, fmt.Errorf("profileledger: copy profile %q: %w", s.key, err)
-		}
+		// fn works on a deep copy: whatever it does to maps and slices
+		// cannot reach the committed data behind the log's back.
+		w := clone.Clone(cur.data).(T)
 		if err := callSafely(r.fn, &w); err != nil {
 			return next, err
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	clone "github.com/huandu/go-clone"
 	"github.com/profileledger/profileledger/lease"
 	"github.com/profileledger/profileledger/ledger"
 	"github.com/profileledger/profileledger/projector"
@@ -323,11 +324,9 @@ func (s *Session[T]) LoadReport() LoadReport {
 // nothing. Use Mutate or Apply to change the profile.
 func (s *Session[T]) Data() T {
 	s.mu.Lock()
-	raw := s.raw
+	d := s.data
 	s.mu.Unlock()
-	var t T
-	_ = json.Unmarshal(raw, &t) // raw was produced by json.Marshal of a T
-	return t
+	return clone.Clone(d).(T)
 }
 
 // View calls fn with the profile's current data, without copying it. fn
