@@ -277,3 +277,31 @@ func TestADeferredBacklogLargerThanOneMessageIsFlushedInChunks(t *testing.T) {
 		t.Fatalf("log has %+v, %v; want 400 coins", v.Data, err)
 	}
 }
+
+func TestACorruptSnapshotIsReportedAndNotTrusted(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players")
+	ctx := ctxT(t)
+	s := start(t, st, "k")
+	if err := s.Mutate(ctx, "coin", addCoins(5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Someone overwrites the newest snapshot with junk (or a disk flips bits).
+	kv, err := e.js.KeyValue(ctx, "PL_players_SNAPSHOTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "k", []byte(`{"format":1,"key":"k","version":99,"epoch":1,"size":3,"crc32c":"00000000"}`+"\n"+`{"coins":1000000}`)); err != nil {
+		t.Fatal(err)
+	}
+	s2 := start(t, st, "k")
+	if got := s2.Data().Coins; got != 105 {
+		t.Fatalf("coins = %d after a corrupt snapshot, want 105 from the log", got)
+	}
+	if r := s2.LoadReport(); len(r.SkippedSnapshots) == 0 {
+		t.Fatalf("the corrupt snapshot was not reported: %+v", r)
+	}
+}
