@@ -104,11 +104,15 @@ func (s *Session[T]) wait(ctx context.Context, r *request[T]) error {
 func (s *Session[T]) drain() {
 	for {
 		s.mu.Lock()
-		if len(s.queue) == 0 || s.state == stateDone {
-			for _, r := range s.queue {
-				r.done <- s.err
+		if len(s.queue) == 0 || s.state == stateDone || s.claimers > 0 {
+			// Done, or a trade waits to claim the session: it drains the
+			// rest of the queue when it is through.
+			if s.state == stateDone {
+				for _, r := range s.queue {
+					r.done <- s.err
+				}
+				s.queue = nil
 			}
-			s.queue = nil
 			s.committing = false
 			s.idle.Broadcast()
 			s.mu.Unlock()
@@ -292,16 +296,10 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 		if err := callSafely(r.fn, &w); err != nil {
 			return next, err
 		}
-		raw, err := json.Marshal(w)
-		if err != nil {
-			return next, fmt.Errorf("%w: profile %q no longer encodes as JSON: %v", ErrInvalidInput, s.key, err)
+		if next, ops, err = s.settle(cur, w); err != nil {
+			return next, err
 		}
-		doc, err := projector.Decode(raw)
-		if err != nil {
-			return next, fmt.Errorf("profileledger: decode profile %q: %w", s.key, err)
-		}
-		ops = projector.Diff(cur.doc, doc)
-		next.data, next.raw, next.doc = w, raw, doc
+		next.r = r
 	} else {
 		doc, err := projector.Apply(cur.doc, r.ops)
 		if err != nil {
@@ -331,6 +329,39 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 	}
 	next.ev, next.size = &ev, size
 	return next, nil
+}
+
+// settle turns w, the data after a change, into its JSON form, document and
+// the ops from cur.
+func (s *Session[T]) settle(cur staged[T], w T) (next staged[T], ops []ledger.Op, err error) {
+	raw, err := json.Marshal(w)
+	if err != nil {
+		return next, nil, fmt.Errorf("%w: profile %q no longer encodes as JSON: %v", ErrInvalidInput, s.key, err)
+	}
+	doc, err := projector.Decode(raw)
+	if err != nil {
+		return next, nil, fmt.Errorf("profileledger: decode profile %q: %w", s.key, err)
+	}
+	next.data, next.raw, next.doc = w, raw, doc
+	return next, projector.Diff(cur.doc, doc), nil
+}
+
+// claim gives the caller the session's commit rights (as a leader of the
+// mutation queue has them), waiting for an append in flight to finish.
+// Release them with drain, which also commits what queued meanwhile.
+func (s *Session[T]) claim() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.claimers++
+	for s.committing && s.state != stateDone {
+		s.idle.Wait()
+	}
+	s.claimers--
+	if s.state != stateActive {
+		return s.closedErrLocked()
+	}
+	s.committing = true
+	return nil
 }
 
 // callSafely runs fn, turning a panic into an error.

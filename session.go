@@ -59,6 +59,7 @@ type Session[T any] struct {
 	sinceSnap  int
 	queue      []*request[T]
 	committing bool
+	claimers   int // trades waiting in claim
 	resync     bool
 	unflushed  []ledger.Event // deferred mode: applied in memory, not yet appended
 	report     LoadReport

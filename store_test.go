@@ -10,7 +10,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/internal/keys"
 	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/ledger"
 )
 
 type Player struct {
@@ -218,4 +220,29 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 func natstestConnect(t testing.TB, e env) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	return natstest.Connect(t, e.srv.URL())
+}
+
+// lastEvent returns key's last event of type typ in store "players".
+func lastEvent(t testing.TB, e env, key, typ string) ledger.Event {
+	t.Helper()
+	ctx := ctxT(t)
+	st, err := e.js.Stream(ctx, "PL_players")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := keys.Encode(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last ledger.Event
+	err = ledger.NewLog(e.js, st, 1<<20).Read(ctx, "pl.players.ev."+tok, 0, 0, func(r ledger.Record) error {
+		if r.Err == nil && r.Event.Type == typ {
+			last = r.Event
+		}
+		return nil
+	})
+	if err != nil || last.ID == "" {
+		t.Fatalf("no %q event of %q: %v", typ, key, err)
+	}
+	return last
 }

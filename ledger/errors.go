@@ -30,6 +30,8 @@ var ErrStreamConfig = errors.New("ledger: incompatible stream configuration")
 // ConflictError is returned when the log's fence rejected an append. It
 // matches ErrFenced or ErrStale with errors.Is.
 type ConflictError struct {
+	// Subject is the subject whose fence failed.
+	Subject string
 	// Expected is the version the writer expected to be the last.
 	Expected uint64
 	// Last is the subject's last sequence at the time of the check, if known.
@@ -42,9 +44,9 @@ type ConflictError struct {
 
 func (e *ConflictError) Error() string {
 	if errors.Is(e.Kind, ErrFenced) {
-		return fmt.Sprintf("%v: log moved from version %d to %d, written by epoch %d", e.Kind, e.Expected, e.Last, e.Epoch)
+		return fmt.Sprintf("%v: %s moved from version %d to %d, written by epoch %d", e.Kind, e.Subject, e.Expected, e.Last, e.Epoch)
 	}
-	return fmt.Sprintf("%v: log moved from version %d to %d", e.Kind, e.Expected, e.Last)
+	return fmt.Sprintf("%v: %s moved from version %d to %d", e.Kind, e.Subject, e.Expected, e.Last)
 }
 
 // Unwrap returns the kind (ErrFenced or ErrStale).

@@ -30,6 +30,8 @@ const (
 	MetaNode      = "node"      // session.started: the holder's node name
 	MetaPrevious  = "prev"      // session.started: the previous epoch
 	MetaReconcile = "reconcile" // session.started: "true" when Ops reconcile the template
+	MetaTrade     = "trade"     // a trade's events: the trade id, the same on both sides
+	MetaWith      = "with"      // a trade's events: the other profile's key
 )
 
 // Op is one change inside an event: a JSON-Patch (RFC 6902) operation, or

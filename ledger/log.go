@@ -281,9 +281,9 @@ func (l *Log) resolve(ctx context.Context, parts []Part) ([]uint64, error) {
 			}
 			continue
 		case newer > 0:
-			return nil, &ConflictError{Expected: p.Expected, Last: last, Epoch: newer, Kind: ErrFenced}
+			return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected, Last: last, Epoch: newer, Kind: ErrFenced}
 		case other:
-			return nil, &ConflictError{Expected: p.Expected, Last: last, Kind: ErrStale}
+			return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected, Last: last, Kind: ErrStale}
 		}
 		missing = true
 	}

@@ -1,0 +1,202 @@
+package profileledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	clone "github.com/huandu/go-clone"
+	"github.com/profileledger/profileledger/ledger"
+)
+
+// Trade changes two profiles at once, atomically: fn edits copies of both
+// sessions' data, and the two resulting events are appended in one
+// JetStream atomic batch, each fenced on its own profile's last-read
+// sequence — either both land or neither does. Both events carry the same
+// trade id (Meta "trade") and name the other profile (Meta "with"), so an
+// investigator can follow an item from one profile to the other
+// (`profileledger trades`).
+//
+// Both sessions must be live and held by this process, be of the same
+// store (one atomic batch covers one stream: trades across two stores are
+// not supported), and be of different profiles. While the trade runs, other
+// mutations of either session wait; they are committed after it.
+//
+// Failure is clean: if fn fails, or either fence fails, nothing is appended
+// and both sessions' data are unchanged. A session whose fence was taken by
+// a newer session ends as lost (the error matches ErrSessionLost); the other
+// stays usable. If the outcome is unknown (no acknowledgement before ctx
+// ended), the error matches ErrUncertain: the trade is settled by reading
+// both profiles' logs for its events — never by appending it again — before
+// either session appends anything else.
+func Trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn func(a, b *T) error) error {
+	switch {
+	case a == nil || b == nil:
+		return fmt.Errorf("%w: Trade needs two sessions, got a nil one", ErrInvalidInput)
+	case fn == nil:
+		return fmt.Errorf("%w: Trade needs a function", ErrInvalidInput)
+	case a == b || a.key == b.key:
+		return fmt.Errorf("%w: profile %q cannot trade with itself", ErrInvalidInput, a.key)
+	case a.st.names.stream != b.st.names.stream:
+		return fmt.Errorf("%w: %q is in store %s and %q in store %s: trades across stores are not supported (one atomic batch covers one stream)",
+			ErrInvalidInput, a.key, a.st.names.store, b.key, b.st.names.store)
+	}
+	if err := ledger.ValidateUserType(eventType); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Claim both sessions in key order, so two trades never wait for each
+	// other in a circle.
+	first, second := a, b
+	if second.key < first.key {
+		first, second = second, first
+	}
+	if err := first.claim(); err != nil {
+		return fmt.Errorf("profileledger: trade: %q: %w", first.key, err)
+	}
+	defer first.drain()
+	if err := second.claim(); err != nil {
+		return fmt.Errorf("profileledger: trade: %q: %w", second.key, err)
+	}
+	defer second.drain()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ledger.DefaultTimeout)
+		defer cancel()
+	}
+	return trade(ctx, eventType, a, b, fn)
+}
+
+// trade runs with both sessions claimed.
+func trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn func(a, b *T) error) error {
+	for attempt := 0; attempt < 3; attempt++ {
+		for _, s := range []*Session[T]{a, b} {
+			if err := s.prepareForTrade(ctx); err != nil {
+				return err
+			}
+		}
+		ca, fa := a.committed()
+		cb, fb := b.committed()
+		wa, wb := clone.Clone(ca.data).(T), clone.Clone(cb.data).(T)
+		if err := callSafely2(fn, &wa, &wb); err != nil {
+			return err
+		}
+		na, opsA, err := a.settle(ca, wa)
+		if err != nil {
+			return err
+		}
+		nb, opsB, err := b.settle(cb, wb)
+		if err != nil {
+			return err
+		}
+		if len(opsA) == 0 && len(opsB) == 0 {
+			return nil // nothing moved
+		}
+		id := uuid.NewString()
+		evA := a.newEvent(eventType, opsA, map[string]string{ledger.MetaTrade: id, ledger.MetaWith: b.key})
+		evB := b.newEvent(eventType, opsB, map[string]string{ledger.MetaTrade: id, ledger.MetaWith: a.key})
+		for _, ev := range []*ledger.Event{&evA, &evB} {
+			size, err := ev.Prepare()
+			if err != nil {
+				return fmt.Errorf("profileledger: encode trade event: %w", err)
+			}
+			if max := a.st.ledger.MaxEventSize(); size > max {
+				return fmt.Errorf("%w: trade %q: an event is %d bytes, over the limit of %d", ErrTooLarge, eventType, size, max)
+			}
+		}
+		seqs, err := a.st.ledger.AppendAtomic(ctx,
+			ledger.Part{Subject: a.subject, Expected: fa, Events: []ledger.Event{evA}},
+			ledger.Part{Subject: b.subject, Expected: fb, Events: []ledger.Event{evB}})
+		var conflict *ledger.ConflictError
+		switch {
+		case err == nil:
+			a.commitTrade(na, seqs[0])
+			b.commitTrade(nb, seqs[1])
+			return nil
+		case errors.As(err, &conflict) && errors.Is(err, ledger.ErrFenced):
+			lost := a
+			if conflict.Subject == b.subject {
+				lost = b
+			}
+			lost.lose(err)
+			return fmt.Errorf("profileledger: trade: %q: %w", lost.key, lost.Err())
+		case errors.Is(err, ledger.ErrStale):
+			// Foreign messages on a subject: read past them and try again.
+			a.markResync()
+			b.markResync()
+			continue
+		case errors.Is(err, ledger.ErrTooLarge):
+			return fmt.Errorf("%w: %w", ErrTooLarge, err)
+		default:
+			a.markResync()
+			b.markResync()
+			return fmt.Errorf("%w: trade %s between %q and %q: %w", ErrUncertain, id, a.key, b.key, err)
+		}
+	}
+	return fmt.Errorf("profileledger: trade between %q and %q: the logs keep moving", a.key, b.key)
+}
+
+// prepareForTrade brings a claimed session's log up to its memory: deferred
+// mutations are appended first (the trade's ops are computed on top of
+// them), and an unknown earlier outcome is read back.
+func (s *Session[T]) prepareForTrade(ctx context.Context) error {
+	s.mu.Lock()
+	resync, events := s.resync, s.unflushed
+	s.unflushed = nil
+	s.mu.Unlock()
+	if resync {
+		if err := s.readPast(ctx, true); err != nil {
+			return err
+		}
+	}
+	if len(events) > 0 {
+		done, err := s.appendFlush(ctx, events)
+		if err != nil {
+			s.mu.Lock()
+			s.unflushed = append(events[done:], s.unflushed...)
+			s.mu.Unlock()
+			if errors.Is(err, ledger.ErrFenced) {
+				s.lose(err)
+				return s.Err()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Session[T]) committed() (staged[T], uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return staged[T]{data: s.data, raw: s.raw, doc: s.doc}, s.fence
+}
+
+func (s *Session[T]) commitTrade(n staged[T], seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data, s.raw, s.doc = n.data, n.raw, n.doc
+	s.version, s.fence = seq, seq
+	s.sinceSnap++
+	if s.sinceSnap >= s.st.cfg.snapshotEvery {
+		s.snapshotLocked()
+	}
+}
+
+func (s *Session[T]) markResync() {
+	s.mu.Lock()
+	s.resync = true
+	s.mu.Unlock()
+}
+
+// callSafely2 runs a trade's fn, turning a panic into an error.
+func callSafely2[T any](fn func(a, b *T) error, a, b *T) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("profileledger: trade panicked: %v", p)
+		}
+	}()
+	return fn(a, b)
+}
