@@ -61,8 +61,9 @@ type command struct {
 func NewMain(stdout, stderr io.Writer) *Main {
 	m := &Main{stdout: stdout, stderr: stderr}
 	m.commands = map[string]command{
-		"demo":  {summary: "run simulated game servers that hand players around, crash one, and check every write", run: m.runDemo},
-		"serve": {summary: "run an embedded NATS server with JetStream for development and single-node use", run: m.runServe},
+		"demo":   {summary: "run simulated game servers that hand players around, crash one, and check every write", run: m.runDemo},
+		"trades": {summary: "list a profile's trades: the other profile and what moved on both sides", run: m.runTrades},
+		"serve":  {summary: "run an embedded NATS server with JetStream for development and single-node use", run: m.runServe},
 	}
 	return m
 }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger/internal/keys"
+	"github.com/profileledger/profileledger/ledger"
+)
+
+const tradesDescription = `
+Lists a profile's trades: for each, its sequence, time, trade id, the other
+profile, and what moved on both sides (each side's ops, from both logs), so
+an investigator can follow an item from profile to profile.`
+
+// tradeRow is one trade as seen from one profile.
+type tradeRow struct {
+	Seq      uint64      `json:"seq"`
+	Time     time.Time   `json:"time"`
+	Trade    string      `json:"trade"`
+	Type     string      `json:"type"`
+	With     string      `json:"with"`
+	Ops      []ledger.Op `json:"ops"`
+	TheirSeq uint64      `json:"their_seq,omitempty"`
+	Theirs   []ledger.Op `json:"their_ops,omitempty"`
+	// Missing is set when the other side's event is not in its log — an
+	// atomic trade never leaves one side alone, so this is a violation.
+	Missing bool `json:"missing,omitempty"`
+}
+
+func (m *Main) runTrades(ctx context.Context, args []string) int {
+	fs := m.newFlagSet("trades", "[-server URL] [-json] <store> <key>", tradesDescription)
+	server := fs.String("server", nats.DefaultURL, "NATS `URL`")
+	asJSON := fs.Bool("json", false, "print the trades as one JSON array")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 2 {
+		return m.usageError(fs, "want a store and a key, got %d arguments", fs.NArg())
+	}
+	store, key := fs.Arg(0), fs.Arg(1)
+	nc, err := nats.Connect(*server, nats.Name("profileledger-trades"))
+	if err != nil {
+		fmt.Fprintf(m.stderr, "profileledger trades: connect to %s: %v\n", *server, err)
+		return exitFail
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		fmt.Fprintf(m.stderr, "profileledger trades: %v\n", err)
+		return exitFail
+	}
+	rows, err := listTrades(ctx, js, store, key)
+	if err != nil {
+		fmt.Fprintf(m.stderr, "profileledger trades: %v\n", err)
+		return exitFail
+	}
+	if *asJSON {
+		enc := json.NewEncoder(m.stdout)
+		enc.SetIndent("", "  ")
+		if rows == nil {
+			rows = []tradeRow{}
+		}
+		enc.Encode(rows)
+		return exitOK
+	}
+	fmt.Fprintf(m.stdout, "profile %q in store %s: %d trade(s)\n", key, store, len(rows))
+	for _, r := range rows {
+		fmt.Fprintf(m.stdout, "\nseq %d  %s  %s  trade %s  with %q", r.Seq, r.Time.UTC().Format(time.RFC3339Nano), r.Type, r.Trade, r.With)
+		if r.Missing {
+			fmt.Fprintf(m.stdout, "  (NOT IN %q's LOG)\n", r.With)
+		} else {
+			fmt.Fprintf(m.stdout, " (their seq %d)\n", r.TheirSeq)
+		}
+		fmt.Fprintf(m.stdout, "  %-12s %s\n", "this side:", formatOps(r.Ops))
+		if !r.Missing {
+			fmt.Fprintf(m.stdout, "  %-12s %s\n", r.With+":", formatOps(r.Theirs))
+		}
+	}
+	return exitOK
+}
+
+func formatOps(ops []ledger.Op) string {
+	if len(ops) == 0 {
+		return "(nothing)"
+	}
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		s := op.Op + " " + op.Path
+		if op.From != "" {
+			s = op.Op + " " + op.From + " -> " + op.Path
+		}
+		if len(op.Value) > 0 {
+			s += " " + string(op.Value)
+		}
+		parts[i] = s
+	}
+	return strings.Join(parts, "; ")
+}
+
+// listTrades reads key's log in store and, for each of its trade events,
+// the other side's event from the other profile's log.
+func listTrades(ctx context.Context, js jetstream.JetStream, store, key string) ([]tradeRow, error) {
+	st, err := js.Stream(ctx, "PL_"+store)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", store, err)
+	}
+	log := ledger.NewLog(js, st, 1<<20)
+	defer log.Close()
+	read := func(key string) ([]ledger.Record, error) {
+		tok, err := keys.Encode(key)
+		if err != nil {
+			return nil, err
+		}
+		var recs []ledger.Record
+		err = log.Read(ctx, "pl."+store+".ev."+tok, 0, 0, func(r ledger.Record) error {
+			if r.Err == nil && r.Event.Meta[ledger.MetaTrade] != "" {
+				recs = append(recs, r)
+			}
+			return nil
+		})
+		return recs, err
+	}
+	mine, err := read(key)
+	if err != nil {
+		return nil, err
+	}
+	others := map[string]map[string]ledger.Record{} // other key -> trade id -> its event
+	var rows []tradeRow
+	for _, r := range mine {
+		ev := r.Event
+		row := tradeRow{Seq: r.Seq, Time: r.Stored, Trade: ev.Meta[ledger.MetaTrade], Type: ev.Type, With: ev.Meta[ledger.MetaWith], Ops: ev.Ops}
+		byID, ok := others[row.With]
+		if !ok {
+			recs, err := read(row.With)
+			if err != nil {
+				return nil, fmt.Errorf("the other side %q: %w", row.With, err)
+			}
+			byID = map[string]ledger.Record{}
+			for _, o := range recs {
+				byID[o.Event.Meta[ledger.MetaTrade]] = o
+			}
+			others[row.With] = byID
+		}
+		if o, ok := byID[row.Trade]; ok {
+			row.TheirSeq, row.Theirs = o.Seq, o.Event.Ops
+		} else {
+			row.Missing = true
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/internal/natstest"
+)
+
+type tradePlayer struct {
+	Coins     int      `json:"coins"`
+	Inventory []string `json:"inventory"`
+}
+
+func TestTradesFollowsAnItemAcrossProfiles(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.URL())
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	st, err := profileledger.Open(ctx, js, "shop", tradePlayer{Coins: 100, Inventory: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(ctx)
+	seller, err := st.StartSession(ctx, "user:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer, err := st.StartSession(ctx, "user.2") // a key with a dot: encoded, not a subject separator
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seller.Apply(ctx, "loot", profileledger.Add("/inventory/-", "sword-7")); err != nil {
+		t.Fatal(err)
+	}
+	err = profileledger.Trade(ctx, "trade.sword", seller, buyer, func(a, b *tradePlayer) error {
+		b.Inventory = append(b.Inventory, a.Inventory[0])
+		a.Inventory = a.Inventory[1:]
+		a.Coins, b.Coins = a.Coins+40, b.Coins-40
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := run(t, ctx, "trades", "-server", srv.URL(), "shop", "user.2")
+	if code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	for _, want := range []string{`profile "user.2" in store shop: 1 trade(s)`, `with "user:1"`, `add /inventory/0 "sword-7"`, `user:1:`, `remove /inventory/0`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	code, out, _ = run(t, ctx, "trades", "-server", srv.URL(), "-json", "shop", "user:1")
+	var rows []tradeRow
+	if code != exitOK || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 || rows[0].With != "user.2" || rows[0].Missing || rows[0].TheirSeq == 0 {
+		t.Fatalf("-json: exit %d, %+v from:\n%s", code, rows, out)
+	}
+
+	if code, _, _ := run(t, ctx, "trades", "-server", srv.URL(), "shop"); code != exitUsage {
+		t.Errorf("missing key: exit %d, want %d", code, exitUsage)
+	}
+	if code, _, _ := run(t, ctx, "trades", "-server", srv.URL(), "nosuchstore", "k"); code != exitFail {
+		t.Errorf("unknown store: exit %d, want %d", code, exitFail)
+	}
+}
