@@ -163,6 +163,12 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer, log *slog.Logge
 		d.players = append(d.players, newPlayerRecord(i+1))
 	}
 
+	mctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = d.mint(mctx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
 	d.play(ctx, out)
 	elapsed := time.Since(d.start)
 	if ctx.Err() != nil {
@@ -216,6 +222,10 @@ func (d *demo) play(ctx context.Context, out io.Writer) {
 	for i, p := range d.players {
 		prng := rand.New(rand.NewPCG(d.cfg.seed, uint64(i+1)))
 		d.wg.Go(func() { d.runPlayer(ctx, p, prng) })
+	}
+	for i := range max(1, len(d.players)/tradersPer) {
+		trng := rand.New(rand.NewPCG(d.cfg.seed, uint64(1000+i)))
+		d.wg.Go(func() { d.runTrader(ctx, trng) })
 	}
 	d.progress(out, fmt.Sprintf("%d servers opened store %q; %d players start hopping", len(d.servers), storeName, len(d.players)))
 
@@ -358,11 +368,25 @@ func (d *demo) verify(ctx context.Context, url string) (*verification, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &verification{}
+	v := &verification{gemOwner: map[string]string{}}
 	for _, p := range d.players {
 		if err := vr.check(ctx, p, v); err != nil {
 			return nil, err
 		}
+	}
+	// Conservation across all players: every minted gem owned once, the
+	// gold unchanged in total.
+	for _, p := range d.players {
+		for k := range gemsPerPlayer {
+			if _, ok := v.gemOwner[gem(p.n, k+1)]; !ok {
+				v.GemsLost++
+				v.problem("%s is owned by nobody", gem(p.n, k+1))
+			}
+		}
+	}
+	v.GoldDelta = v.goldTotal - startingGold*len(d.players)
+	if v.GoldDelta != 0 {
+		v.problem("gold adds up to %d, want %d", v.goldTotal, startingGold*len(d.players))
 	}
 	return v, nil
 }

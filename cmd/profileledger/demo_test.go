@@ -21,10 +21,13 @@ func TestDemoPasses(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit code %d, want 0", code)
 	}
-	for _, want := range []string{"lost: 0\n", "duplicated: 0\n", "rejected but present: 0\n", "audit violations: 0\n", "\nPASS\n"} {
+	for _, want := range []string{"lost: 0\n", "duplicated: 0\n", "rejected but present: 0\n", "audit violations: 0\n", "gems duplicated: 0\n", "gems lost: 0\n", "gold created or destroyed: 0\n", "\nPASS\n"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output does not say %q", want)
 		}
+	}
+	if m := regexp.MustCompile(`Trades[^\n]*\n +acknowledged +(\d+)`).FindStringSubmatch(stdout); m == nil || m[1] == "0" {
+		t.Errorf("no trade was acknowledged: %v", m)
 	}
 	crash := regexp.MustCompile(`crashed s\d, holding (\d+) live sessions`).FindStringSubmatch(stdout)
 	if crash == nil {

@@ -30,6 +30,7 @@ type runStats struct {
 	unexplainedErrs  []string
 	stragglers       int
 	stragglerRejects int
+	trades           tradeStats
 }
 
 const maxSamples = 10

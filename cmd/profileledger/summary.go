@@ -51,6 +51,10 @@ type summary struct {
 	UnexplainedErrors []string `json:"unexplained_error_samples,omitempty"`
 	FailedOnCrashed   int      `json:"failed_on_crashed_server"`
 
+	Trades     tradeStats `json:"trades"`
+	TradeP50Ms float64    `json:"trade_p50_ms"`
+	TradeP99Ms float64    `json:"trade_p99_ms"`
+
 	Verification *verification `json:"verification"`
 	Pass         bool          `json:"pass"`
 }
@@ -75,7 +79,9 @@ func (d *demo) summarize(elapsed time.Duration, closeErrs []string, v *verificat
 		Acknowledged: st.outcomes[acked], Rejected: st.outcomes[rejected], StragglerRejects: st.stragglerRejects,
 		Uncertain: st.outcomes[uncertain], Unexplained: st.outcomes[unexplained], UnexplainedErrors: st.unexplainedErrs,
 		FailedOnCrashed: st.onCrashed,
-		Verification:    v,
+		Trades:          st.trades,
+		TradeP50Ms:      ms(percentile(st.trades.latencies, 50)), TradeP99Ms: ms(percentile(st.trades.latencies, 99)),
+		Verification: v,
 	}
 	for _, n := range st.outcomes {
 		s.Attempted += n
@@ -131,6 +137,11 @@ func (s *summary) writeText(w io.Writer) error {
 	if s.Crashed != "" {
 		line("  failed on crashed server %7d   (of the rejected and uncertain above)", s.FailedOnCrashed)
 	}
+	line("Trades (atomic: gems for gold, both profiles in one JetStream batch)")
+	line("  acknowledged             %7d   p50 %s  p99 %s", s.Trades.Acknowledged, msText(s.TradeP50Ms), msText(s.TradeP99Ms))
+	line("  failed cleanly           %7d   (a side was handed over, stolen or ended: nothing applied)", s.Trades.Failed)
+	line("  no deal                  %7d   (nothing to sell or no gold: the trade function said no)", s.Trades.NoDeal)
+	line("  uncertain                %7d", s.Trades.Uncertain)
 	line("Verification (%d profiles, %d events read back)", v.Profiles, v.Events)
 	line("  lost: %d", v.Lost)
 	line("  duplicated: %d", v.Duplicated)
@@ -140,6 +151,9 @@ func (s *summary) writeText(w io.Writer) error {
 	line("  out of acknowledgement order: %d", v.OrderViolations)
 	line("  Store.Get differs from the fold: %d", v.GetMismatches)
 	line("  audit violations: %d", v.AuditViolations)
+	line("  gems duplicated: %d", v.GemsDuplicated)
+	line("  gems lost: %d", v.GemsLost)
+	line("  gold created or destroyed: %d", v.GoldDelta)
 	for _, p := range v.Problems {
 		line("    %s", p)
 	}

@@ -15,23 +15,30 @@ import (
 
 // verification is what reading back every player's log found.
 type verification struct {
-	Profiles        int      `json:"profiles"`
-	Events          int      `json:"events"`
-	Lost            int      `json:"lost"`             // acknowledged, not in the data
-	Duplicated      int      `json:"duplicated"`       // in the data more than once
-	RejectedPresent int      `json:"rejected_present"` // rejected, yet in the data
-	UncertainLanded int      `json:"uncertain_landed"` // uncertain, and in the data once
-	UnknownItems    int      `json:"unknown_items"`    // in the data, never tried
-	CoinMismatches  int      `json:"coin_mismatches"`  // profiles whose coins are not the template plus their items' coins
-	OrderViolations int      `json:"order_violations"` // acknowledged loop items out of acknowledgement order
-	GetMismatches   int      `json:"get_mismatches"`   // profiles whose Store.Get differs from the fold of the log
-	AuditViolations int      `json:"audit_violations"`
-	Problems        []string `json:"problems,omitempty"` // the first few findings, in words
+	Profiles        int `json:"profiles"`
+	Events          int `json:"events"`
+	Lost            int `json:"lost"`             // acknowledged, not in the data
+	Duplicated      int `json:"duplicated"`       // in the data more than once
+	RejectedPresent int `json:"rejected_present"` // rejected, yet in the data
+	UncertainLanded int `json:"uncertain_landed"` // uncertain, and in the data once
+	UnknownItems    int `json:"unknown_items"`    // in the data, never tried
+	CoinMismatches  int `json:"coin_mismatches"`  // profiles whose coins are not the template plus their items' coins
+	OrderViolations int `json:"order_violations"` // acknowledged loop items out of acknowledgement order
+	GetMismatches   int `json:"get_mismatches"`   // profiles whose Store.Get differs from the fold of the log
+	AuditViolations int `json:"audit_violations"`
+	GemsDuplicated  int `json:"gems_duplicated"` // a gem owned by two players (or twice by one)
+	GemsLost        int `json:"gems_lost"`       // a minted gem owned by nobody
+	GoldDelta       int `json:"gold_delta"`      // total gold minus the total minted
+
+	gemOwner  map[string]string
+	goldTotal int
+	Problems  []string `json:"problems,omitempty"` // the first few findings, in words
 }
 
 func (v *verification) ok() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.RejectedPresent == 0 && v.UnknownItems == 0 &&
 		v.CoinMismatches == 0 && v.OrderViolations == 0 && v.GetMismatches == 0 && v.AuditViolations == 0 &&
+		v.GemsDuplicated == 0 && v.GemsLost == 0 && v.GoldDelta == 0 &&
 		len(v.Problems) == 0
 }
 
@@ -122,6 +129,15 @@ func (vr *verifier) check(ctx context.Context, p *player, v *verification) error
 	} else if len(events) > 0 && view.Version != events[len(events)-1].Seq {
 		v.GetMismatches++
 		v.problem("%s: Store.Get is at version %d, the log's last event at %d", p.key, view.Version, events[len(events)-1].Seq)
+	}
+
+	v.goldTotal += folded.Gold
+	for _, g := range folded.Gems {
+		if prev, dup := v.gemOwner[g]; dup {
+			v.GemsDuplicated++
+			v.problem("%s is owned by %s and %s", g, prev, p.key)
+		}
+		v.gemOwner[g] = p.key
 	}
 
 	p.mu.Lock()
