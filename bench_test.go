@@ -154,3 +154,32 @@ func BenchmarkMutateCPU(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTradeVsMutate: an atomic two-profile Trade against a Mutate of
+// one profile, alternating, on the same server.
+func BenchmarkTradeVsMutate(b *testing.B) {
+	e := newEnv(b)
+	st := e.open(b, "players")
+	ctx := context.Background()
+	a, c, m := start(b, st, "a"), start(b, st, "c"), start(b, st, "m")
+	var tradeT, mutT []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		err := profileledger.Trade(ctx, "trade", a, c, func(x, y *Player) error { x.Coins++; y.Coins--; return nil })
+		tradeT = append(tradeT, time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 = time.Now()
+		if err := m.Mutate(ctx, "coin", addCoins(1)); err != nil {
+			b.Fatal(err)
+		}
+		mutT = append(mutT, time.Since(t0))
+	}
+	tp, mp := percentile(tradeT, 0.5), percentile(mutT, 0.5)
+	b.ReportMetric(float64(tp.Microseconds()), "trade-p50-µs")
+	b.ReportMetric(float64(percentile(tradeT, 0.99).Microseconds()), "trade-p99-µs")
+	b.ReportMetric(float64(mp.Microseconds()), "mutate-p50-µs")
+	b.ReportMetric(float64(tp)/float64(mp), "ratio")
+	b.ReportMetric(0, "ns/op")
+}

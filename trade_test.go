@@ -134,4 +134,8 @@ func TestATradeWithAFencedSideFailsWholeAndChangesNothing(t *testing.T) {
 	if err := seller.Mutate(ctx, "coin", addCoins(1)); err != nil {
 		t.Fatalf("the seller is unusable after the failed trade: %v", err)
 	}
+	// The lost side stays lost: trading with it again is refused at once.
+	if err := profileledger.Trade(ctx, "trade.sword", seller, buyer, swordForCoins); !errors.Is(err, profileledger.ErrSessionLost) {
+		t.Fatalf("trade with a lost session = %v, want ErrSessionLost", err)
+	}
 }
