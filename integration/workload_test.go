@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,4 +176,9 @@ func (w *workload) verify(t testing.TB, n *node) {
 	}
 	t.Logf("acknowledged %d, lost %d, doubled %d, rejected-but-present %d, uncertain-landed %d", w.acked, lost, doubled, ghost, w.uncertOK)
 	t.Logf("errors seen: %v", w.errs)
+	for e := range w.errs {
+		if strings.Contains(e, "events not in log") {
+			t.Errorf("the ledger's internal errNotFound reached a caller: %s", e)
+		}
+	}
 }

@@ -94,16 +94,14 @@ func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]uint64, error)
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
+			if !sleepCtx(ctx, backoff(attempt)) {
+				return l.lastLook(ctx, parts, lastErr)
+			}
 			// Settle what the previous attempt did before trying again: the
 			// log, not the missing ack, says whether it landed.
 			seqs, err := l.resolve(ctx, parts)
-			if err == nil || !errors.Is(err, errNotFound) {
+			if !errors.Is(err, errNotFound) {
 				return seqs, err
-			}
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: %w (last error: %v)", ErrUncertain, ctx.Err(), lastErr)
-			case <-time.After(backoff(attempt)):
 			}
 		}
 		last, err := l.publish(ctx, msgs)
@@ -111,7 +109,13 @@ func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]uint64, error)
 		case err == nil:
 			return spread(parts, last), nil
 		case jserr.IsWrongLastSequence(err) || jserr.IsAtomicDuplicate(err):
-			return l.resolve(ctx, parts)
+			seqs, rerr := l.resolve(ctx, parts)
+			if !errors.Is(rerr, errNotFound) {
+				return seqs, rerr
+			}
+			// The fence failed, yet nothing is after it: on a replicated
+			// stream 10164 also means "another append to this subject is in
+			// flight", which may since have failed. Publish again.
 		case jserr.IsTooLarge(err):
 			return nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
 		case jserr.Code(err) != 0:
@@ -119,15 +123,30 @@ func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]uint64, error)
 		}
 		lastErr = err
 		if ctx.Err() != nil {
-			// One last look: did it land?
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
-			seqs, rerr := l.resolve(rctx, parts)
-			cancel()
-			if rerr == nil || !errors.Is(rerr, errNotFound) && !isTransport(rerr) {
-				return seqs, rerr
-			}
-			return nil, fmt.Errorf("%w: %w (last error: %v)", ErrUncertain, ctx.Err(), lastErr)
+			return l.lastLook(ctx, parts, lastErr)
 		}
+	}
+}
+
+// lastLook settles an append whose context ended: did it land after all?
+func (l *Log) lastLook(ctx context.Context, parts []Part, lastErr error) ([]uint64, error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
+	defer cancel()
+	seqs, err := l.resolve(rctx, parts)
+	if err == nil || !errors.Is(err, errNotFound) && !isTransport(err) {
+		return seqs, err
+	}
+	return nil, fmt.Errorf("%w: %w (last error: %v)", ErrUncertain, ctx.Err(), lastErr)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
