@@ -29,7 +29,7 @@ func TestServerCrashAndRestartLosesNoAcknowledgedWrite(t *testing.T) {
 		w.run(ctx, t, 6, until, 0.1)
 	}()
 	time.Sleep(run / 3)
-	srv.Shutdown() // mid-load: every holder loses NATS at once
+	srv.Shutdown()                      // mid-load: every holder loses NATS at once
 	time.Sleep(2500 * time.Millisecond) // longer than the lease and than a mutation's deadline
 	srv.Restart(t)
 	<-done
