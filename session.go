@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/profileledger/profileledger/internal/retry"
 	"sync"
 	"time"
 
@@ -164,7 +165,7 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 				return lease.Lease{}, fmt.Errorf("profileledger: start session: %w", err)
 			}
 			st.log.Warn("lease not reachable; retrying", logKey, token, logErr, err)
-			if !sleep(ctx, backoff(attempt)) {
+			if !retry.Sleep(ctx, retry.Backoff(attempt+1, 10*time.Millisecond, time.Second)) {
 				return lease.Lease{}, fmt.Errorf("profileledger: start session: %w (last error: %v)", ctx.Err(), err)
 			}
 			continue
@@ -206,21 +207,6 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 				return lease.Lease{}, err
 			}
 		}
-	}
-}
-
-func backoff(attempt int) time.Duration {
-	return min(time.Duration(1<<min(attempt, 10))*10*time.Millisecond, time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

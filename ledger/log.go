@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/profileledger/profileledger/internal/retry"
 	"strconv"
 	"time"
 
@@ -94,7 +95,7 @@ func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]uint64, error)
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			if !sleepCtx(ctx, backoff(attempt)) {
+			if !retry.Sleep(ctx, retry.Backoff(attempt, 10*time.Millisecond, 500*time.Millisecond)) {
 				return l.lastLook(ctx, parts, lastErr)
 			}
 			// Settle what the previous attempt did before trying again: the
@@ -137,22 +138,6 @@ func (l *Log) lastLook(ctx context.Context, parts []Part, lastErr error) ([]uint
 		return seqs, err
 	}
 	return nil, fmt.Errorf("%w: %w (last error: %v)", ErrUncertain, ctx.Err(), lastErr)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func backoff(attempt int) time.Duration {
-	d := time.Duration(attempt*attempt) * 10 * time.Millisecond
-	return min(d, 500*time.Millisecond)
 }
 
 // errNotFound is resolve's way of saying "the events are not in the log and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/profileledger/profileledger/internal/retry"
 	"math/rand/v2"
 	"time"
 
@@ -174,13 +175,4 @@ func (d *demo) pick(rng *rand.Rand, avoid *gameServer) *gameServer {
 
 // sleep waits for d or until ctx ends, and reports whether ctx is still
 // live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return retry.Sleep(ctx, d) }

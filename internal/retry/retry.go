@@ -1,0 +1,28 @@
+// Package retry holds the waiting that retry loops share.
+package retry
+
+import (
+	"context"
+	"time"
+)
+
+// Sleep waits for d or until ctx ends, and reports whether ctx is still live.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Backoff returns the wait before retry attempt (1, 2, ...): base doubled
+// per attempt, capped at limit.
+func Backoff(attempt int, base, limit time.Duration) time.Duration {
+	if attempt < 1 {
+		return 0
+	}
+	return min(base<<min(attempt-1, 20), limit)
+}
