@@ -24,8 +24,10 @@ type View[T any] struct {
 
 // Get reads a profile without taking its lease: from the newest snapshot
 // and the events after it, or, with AtVersion or AtTime, as it was then. It
-// sees every acknowledged mutation up to the moment it reads; a live
-// session's later mutations are not in it.
+// sees every mutation acknowledged before it was called (on a replicated
+// store it asks the stream's leader how far to read, since any replica may
+// answer the reads themselves); a live session's later mutations are not in
+// it.
 //
 // Errors: ErrInvalidKey, ErrBadEvent, ErrClosed, or NATS errors.
 func (st *Store[T]) Get(ctx context.Context, key string, opts ...ReadOption) (View[T], error) {

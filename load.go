@@ -71,12 +71,30 @@ func (st *Store[T]) load(ctx context.Context, key, token string, upTo uint64, at
 			}
 		}
 	}
-	err := st.ledger.Read(ctx, st.names.events(token), l.fence, upTo, func(r ledger.Record) error {
+	subject := st.names.events(token)
+	fold := func(r ledger.Record) error {
 		if !at.IsZero() && r.Stored.After(at) {
 			return errStopRead
 		}
 		return st.fold(&l, key, r)
-	})
+	}
+	var err error
+	if st.cfg.replicas > 1 && at.IsZero() {
+		// Direct gets may be answered by a replica a moment behind: read
+		// through the last sequence the stream's leader knows, so that every
+		// acknowledged event is seen.
+		last, lerr := st.ledger.LastFromLeader(ctx, subject)
+		if lerr != nil {
+			return loaded{}, lerr
+		}
+		through := upTo
+		if upTo == 0 || last < upTo {
+			through = last
+		}
+		err = st.ledger.ReadThrough(ctx, subject, l.fence, through, fold)
+	} else {
+		err = st.ledger.Read(ctx, subject, l.fence, upTo, fold)
+	}
 	if err != nil && !errors.Is(err, errStopRead) {
 		return loaded{}, err
 	}

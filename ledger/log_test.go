@@ -250,3 +250,46 @@ func TestDecodeEventRefusesForeignMessages(t *testing.T) {
 		t.Errorf("a valid event: %v", err)
 	}
 }
+
+func TestReadThroughDoesNotStopBeforeTheLeadersLastSequence(t *testing.T) {
+	l, _ := newLog(t)
+	c := ctx(t)
+	var last uint64
+	for range 5 {
+		s, err := l.Append(c, subj, last, event(1, "e"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = s
+	}
+	if got, err := l.LastFromLeader(c, subj); err != nil || got != last {
+		t.Fatalf("LastFromLeader = %d, %v; want %d", got, err, last)
+	}
+	if got, err := l.LastFromLeader(c, "pl.t.ev.none"); err != nil || got != 0 {
+		t.Fatalf("LastFromLeader of an empty subject = %d, %v", got, err)
+	}
+	n := 0
+	if err := l.ReadThrough(c, subj, 0, last, func(ledger.Record) error { n++; return nil }); err != nil || n != 5 {
+		t.Fatalf("ReadThrough = %d records, %v", n, err)
+	}
+	// A reader told to read through a sequence its replica does not have
+	// yet keeps reading (here: until a later append arrives), never stops
+	// short as if it had seen everything.
+	seen := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- l.ReadThrough(c, subj, last, last+1, func(ledger.Record) error { seen++; return nil })
+	}()
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("ReadThrough returned (%v) before the sequence it must reach existed", err)
+	default:
+	}
+	if _, err := l.Append(c, subj, last, event(1, "late")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || seen != 1 {
+		t.Fatalf("ReadThrough = %d records, %v; want the late one", seen, err)
+	}
+}

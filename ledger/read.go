@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger/internal/retry"
 )
 
 // Record is one event read from a profile's subject, or, if Err is set, a
@@ -186,4 +187,60 @@ func (p *subPool) close() {
 		sub.Unsubscribe()
 	}
 	p.free = nil
+}
+
+// LastFromLeader returns the sequence of the last message on subject, 0 if
+// none, as the stream's leader knows it: unlike a direct get, which any
+// replica may answer, this cannot be behind an acknowledged append.
+func (l *Log) LastFromLeader(ctx context.Context, subject string) (uint64, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	req, _ := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{subject})
+	m, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.name, req)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: last of %s: %w", subject, err)
+	}
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return 0, fmt.Errorf("ledger: last of %s: %w", subject, err)
+	}
+	if resp.Error != nil {
+		if resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("ledger: last of %s: %w", subject, resp.Error)
+	}
+	if resp.Message == nil {
+		return 0, fmt.Errorf("ledger: last of %s: empty answer", subject)
+	}
+	return resp.Message.Seq, nil
+}
+
+// ReadThrough reads like Read but does not stop before sequence through: a
+// replica that answers direct gets may be behind the leader for a moment,
+// and a caller that knows the last sequence (LastFromLeader) must see it.
+// It retries until it has read through it or ctx ends.
+func (l *Log) ReadThrough(ctx context.Context, subject string, after, through uint64, fn func(Record) error) error {
+	for attempt := 0; ; attempt++ {
+		err := l.Read(ctx, subject, after, through, func(r Record) error {
+			after = r.Seq
+			return fn(r)
+		})
+		if err != nil || after >= through {
+			return err
+		}
+		if !retry.Sleep(ctx, retry.Backoff(attempt+1, time.Millisecond, 100*time.Millisecond)) {
+			return fmt.Errorf("ledger: read %s: a replica stayed behind sequence %d: %w", subject, through, ctx.Err())
+		}
+	}
 }
