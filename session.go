@@ -64,6 +64,8 @@ type Session[T any] struct {
 	resync     bool
 	unflushed  []ledger.Event // deferred mode: applied in memory, not yet appended
 	report     LoadReport
+	startLost  error     // set by lose while starting: StartSession must not return the session
+	doneOnce   sync.Once // done is closed once, by finish or a failed start
 }
 
 type request[T any] struct {
@@ -125,13 +127,23 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 		err = s.begin(ctx)
 		if err == nil {
 			s.mu.Lock()
-			s.state = stateActive
-			s.lease.Record.Epoch = s.epoch
+			if err = s.startLost; err == nil {
+				s.state = stateActive
+				s.lease.Record.Epoch = s.epoch
+			}
 			s.mu.Unlock()
-			close(s.started)
-			return s, nil
+			if err == nil {
+				close(s.started)
+				return s, nil
+			}
+			// Lost while starting (its lease was taken, or could not be
+			// renewed): the fence is in the log, but this start failed.
+			err = fmt.Errorf("%w: %w", ErrSessionLost, err)
 		}
 		st.unregister(token, s)
+		s.mu.Lock()
+		s.startLost = nil
+		s.mu.Unlock()
 		if !errors.Is(err, ledger.ErrFenced) || sc.noWait || attempt >= 5 || ctx.Err() != nil {
 			// Not worth another round: give the lease back and report.
 			st.releaseQuietly(l)
@@ -139,7 +151,7 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 			s.state, s.err = stateDone, err
 			s.mu.Unlock()
 			close(s.started)
-			close(s.done)
+			s.doneOnce.Do(func() { close(s.done) })
 			if errors.Is(err, ledger.ErrFenced) {
 				return nil, fmt.Errorf("%w: %q was taken by a newer session while starting: %w", ErrLocked, key, err)
 			}
@@ -423,7 +435,15 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 // lose ends the session as lost because of cause.
 func (s *Session[T]) lose(cause error) {
 	s.mu.Lock()
-	if s.state == stateDone {
+	switch s.state {
+	case stateDone:
+		s.mu.Unlock()
+		return
+	case stateStarting:
+		// StartSession owns a starting session's end: tell it.
+		if s.startLost == nil {
+			s.startLost = cause
+		}
 		s.mu.Unlock()
 		return
 	}
@@ -443,7 +463,7 @@ func (s *Session[T]) finish() {
 	s.queue = nil
 	s.idle.Broadcast()
 	s.mu.Unlock()
-	close(s.done)
+	s.doneOnce.Do(func() { close(s.done) })
 }
 
 func (s *Session[T]) newEvent(typ string, ops []ledger.Op, meta map[string]string) ledger.Event {

@@ -14,41 +14,35 @@ import (
 	"github.com/profileledger/profileledger/internal/natstest"
 )
 
-// TestTradesConserveItemsAndCoins is Jepsen's "bank" workload for trades:
-// 20 profiles with coins and uniquely named items, concurrent trades
-// between random pairs on three servers, profiles moving between servers by
-// hand-over and steal, and one server crashing halfway. At the end every
-// item is owned by exactly one profile, the coins add up, a full replay of
-// every log gives the same state as the snapshot-based read, and every log
-// keeps the invariants.
-func TestTradesConserveItemsAndCoins(t *testing.T) {
-	const (
-		profiles = 20
-		items    = 3
-		coins    = 1000
-		workers  = 6
-	)
-	run := 4 * time.Second
-	if testing.Short() {
-		run = 2 * time.Second
-	}
-	srv := natstest.Run(t)
-	nodes := []*node{
-		openNode(t, srv.URL(), "a", false),
-		openNode(t, srv.URL(), "b", false),
-		openNode(t, srv.URL(), "c", true), // crashes halfway
-	}
-	ctx := testCtx(t, 2*time.Minute)
-	key := func(i int) string { return fmt.Sprintf("p%02d", i) }
-	for i := range profiles {
-		s, err := nodes[0].st.StartSession(ctx, key(i))
+// bank is Jepsen's "bank" workload for trades: profiles with coins and
+// uniquely named items, and workers trading between random pairs through
+// whichever nodes are up.
+type bank struct {
+	profiles, items, coins int
+	nodes                  func() []*node
+
+	traded, failed atomic.Int64
+}
+
+func newBank(nodes func() []*node) *bank {
+	return &bank{profiles: 20, items: 3, coins: 1000, nodes: nodes}
+}
+
+func (b *bank) key(i int) string { return fmt.Sprintf("bank-%02d", i) }
+
+// setup gives every profile its coins and items.
+func (b *bank) setup(t testing.TB, ctx context.Context) {
+	t.Helper()
+	n := b.nodes()[0]
+	for i := range b.profiles {
+		s, err := n.st.StartSession(ctx, b.key(i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = s.Mutate(ctx, "setup", func(p *Player) error {
-			p.Coins = coins
-			for k := range items {
-				p.Inventory = append(p.Inventory, fmt.Sprintf("item-%s-%d", key(i), k))
+			p.Coins = b.coins
+			for k := range b.items {
+				p.Inventory = append(p.Inventory, fmt.Sprintf("item-%s-%d", b.key(i), k))
 			}
 			return nil
 		})
@@ -59,24 +53,21 @@ func TestTradesConserveItemsAndCoins(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
 
-	var crashed atomic.Bool
-	var traded, failed atomic.Int64
-	deadline := time.Now().Add(run)
-	time.AfterFunc(run/2, func() {
-		crashed.Store(true)
-		nodes[2].nc.Close() // no End, no Close: its sessions are taken over after the TTL
-	})
+// run trades with workers goroutines until the deadline: each takes two
+// random profiles on a random node (by hand-over, sometimes by steal),
+// trades an item for coins, and ends the sessions or leaves them to be
+// taken over.
+func (b *bank) run(ctx context.Context, workers int, until time.Time) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 99))
-			for time.Now().Before(deadline) {
+			for ctx.Err() == nil && time.Now().Before(until) {
+				nodes := b.nodes()
 				n := nodes[rng.IntN(len(nodes))]
-				if n == nodes[2] && crashed.Load() {
-					continue
-				}
-				i, j := rng.IntN(profiles), rng.IntN(profiles-1)
+				i, j := rng.IntN(b.profiles), rng.IntN(b.profiles-1)
 				if j >= i {
 					j++
 				}
@@ -85,83 +76,122 @@ func TestTradesConserveItemsAndCoins(t *testing.T) {
 					opts = append(opts, profileledger.Steal())
 				}
 				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				a, err := n.st.StartSession(sctx, key(i), opts...)
+				x, err := n.st.StartSession(sctx, b.key(i), opts...)
 				if err != nil {
 					cancel()
+					time.Sleep(10 * time.Millisecond)
 					continue
 				}
-				b, err := n.st.StartSession(sctx, key(j), opts...)
+				y, err := n.st.StartSession(sctx, b.key(j), opts...)
 				if err != nil {
 					cancel()
-					a.End(ctx)
+					x.End(ctx)
+					time.Sleep(10 * time.Millisecond)
 					continue
 				}
-				amount := rng.IntN(100)
-				pick := rng.IntN(items)
-				err = profileledger.Trade(sctx, "trade", a, b, func(pa, pb *Player) error {
-					if len(pa.Inventory) == 0 || pb.Coins < amount {
+				amount, pick := rng.IntN(100), rng.IntN(b.items)
+				err = profileledger.Trade(sctx, "trade", x, y, func(px, py *Player) error {
+					if len(px.Inventory) == 0 || py.Coins < amount {
 						return errNoDeal
 					}
-					k := pick % len(pa.Inventory)
-					pb.Inventory = append(pb.Inventory, pa.Inventory[k])
-					pa.Inventory = append(pa.Inventory[:k:k], pa.Inventory[k+1:]...)
-					pa.Coins += amount
-					pb.Coins -= amount
+					k := pick % len(px.Inventory)
+					py.Inventory = append(py.Inventory, px.Inventory[k])
+					px.Inventory = append(px.Inventory[:k:k], px.Inventory[k+1:]...)
+					px.Coins += amount
+					py.Coins -= amount
 					return nil
 				})
 				cancel()
 				switch {
 				case err == nil:
-					traded.Add(1)
+					b.traded.Add(1)
 				case errors.Is(err, errNoDeal):
 				default:
-					failed.Add(1) // lost, handed over, ended, or on the crashed server
+					b.failed.Add(1) // lost, handed over, ended, uncertain, or its node went away
 				}
-				for _, s := range []*profileledger.Session[Player]{a, b} {
+				for _, s := range []*profileledger.Session[Player]{x, y} {
 					if rng.IntN(2) == 0 {
-						s.End(ctx) // else: left for the next server to take over
+						ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
+						s.End(ectx)
+						cancel()
 					}
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if traded.Load() == 0 {
-		t.Fatal("no trade went through")
-	}
+}
 
-	// Read everything back on a fresh connection.
-	fresh := openNode(t, srv.URL(), "auditor", false)
+// verify reads every profile back through n: every item owned exactly
+// once, the coins unchanged in total, a full replay equal to the
+// snapshot-based read, and every log's invariants.
+func (b *bank) verify(t testing.TB, n *node) {
+	t.Helper()
+	ctx := testCtx(t, time.Minute)
+	if b.traded.Load() == 0 {
+		t.Error("no trade went through")
+	}
 	owner := map[string]string{}
 	total := 0
-	for i := range profiles {
-		v, err := fresh.st.Get(ctx, key(i))
+	for i := range b.profiles {
+		v, err := n.st.Get(ctx, b.key(i))
 		if err != nil {
 			t.Fatal(err)
 		}
-		full, err := fresh.st.Get(ctx, key(i), profileledger.AtTime(time.Now()))
+		full, err := n.st.Get(ctx, b.key(i), profileledger.AtTime(time.Now()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if fmt.Sprint(v.Data) != fmt.Sprint(full.Data) {
-			t.Errorf("%s: snapshot-based read %+v differs from a full replay %+v", key(i), v.Data, full.Data)
+			t.Errorf("%s: snapshot-based read %+v differs from a full replay %+v", b.key(i), v.Data, full.Data)
 		}
 		total += v.Data.Coins
 		for _, it := range v.Data.Inventory {
 			if prev, dup := owner[it]; dup {
-				t.Errorf("item %s is owned by %s and %s: duplicated", it, prev, key(i))
+				t.Errorf("item %s is owned by %s and %s: duplicated", it, prev, b.key(i))
 			}
-			owner[it] = key(i)
+			owner[it] = b.key(i)
 		}
-		checkLog(t, key(i), readLog(t, fresh.js, key(i)))
+		checkLog(t, b.key(i), readLog(t, n.js, b.key(i)))
 	}
-	if total != profiles*coins {
-		t.Errorf("coins add up to %d, want %d", total, profiles*coins)
+	if total != b.profiles*b.coins {
+		t.Errorf("coins add up to %d, want %d", total, b.profiles*b.coins)
 	}
-	if len(owner) != profiles*items {
-		t.Errorf("%d items owned, want %d: some were lost", len(owner), profiles*items)
+	if len(owner) != b.profiles*b.items {
+		t.Errorf("%d items owned, want %d: some were lost", len(owner), b.profiles*b.items)
 	}
-	t.Logf("%d trades, %d failed cleanly, crash at %v", traded.Load(), failed.Load(), run/2)
+	t.Logf("bank: %d trades, %d failed cleanly, %d items owned once, coins %d", b.traded.Load(), b.failed.Load(), len(owner), total)
+}
+
+// TestTradesConserveItemsAndCoins runs the bank workload on three servers
+// while profiles move between them by hand-over and steal and one server
+// crashes halfway (its connection closed without End or Close).
+func TestTradesConserveItemsAndCoins(t *testing.T) {
+	run := 4 * time.Second
+	if testing.Short() {
+		run = 2 * time.Second
+	}
+	srv := natstest.Run(t)
+	all := []*node{
+		openNode(t, srv.URL(), "a", false),
+		openNode(t, srv.URL(), "b", false),
+		openNode(t, srv.URL(), "c", true), // crashes halfway
+	}
+	var crashed atomic.Bool
+	b := newBank(func() []*node {
+		if crashed.Load() {
+			return all[:2]
+		}
+		return all
+	})
+	ctx := testCtx(t, 2*time.Minute)
+	b.setup(t, ctx)
+	time.AfterFunc(run/2, func() {
+		crashed.Store(true)
+		all[2].nc.Close() // its sessions are taken over after the TTL
+	})
+	b.run(ctx, 6, time.Now().Add(run))
+	b.verify(t, openNode(t, srv.URL(), "auditor", false))
 }
 
 var errNoDeal = errors.New("no deal")

@@ -1,0 +1,93 @@
+//go:build soak
+
+package integration_test
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/profileledger/profileledger/internal/natstest"
+)
+
+var (
+	soakDuration = flag.Duration("soak.duration", 2*time.Minute, "how long the soak's workload runs")
+	soakSeed     = flag.Uint64("soak.seed", 1, "seed of the soak's fault schedule")
+)
+
+// TestSoak runs the contended mutation workload and the bank workload
+// together for -soak.duration while faults are injected at random: the NATS
+// server stops and restarts (sync_interval always, same store), a game
+// server's connection is cut without End and a fresh one joins, or nothing
+// happens for a while. Then it checks every acknowledged mutation, the
+// bank's conservation, and every log's invariants, and prints the counts.
+//
+//	go test -tags soak -run Soak -timeout 1h ./integration/ -soak.duration 5m
+func TestSoak(t *testing.T) {
+	srv := natstest.Run(t, natstest.SyncAlways())
+	var mu sync.Mutex
+	nodes := []*node{}
+	seq := 0
+	addNode := func() {
+		seq++
+		n := openNode(t, srv.URL(), fmt.Sprintf("n%d", seq), true)
+		mu.Lock()
+		nodes = append(nodes, n)
+		mu.Unlock()
+	}
+	for range 3 {
+		addNode()
+	}
+	live := func() []*node {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*node(nil), nodes...)
+	}
+	ctx := testCtx(t, *soakDuration+5*time.Minute)
+	until := time.Now().Add(*soakDuration)
+
+	w := newWorkload([]string{"k1", "k2", "k3", "k4", "k5"}, live)
+	b := newBank(live)
+	b.setup(t, ctx)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { w.run(ctx, t, 6, until, 0.1) })
+	wg.Go(func() { b.run(ctx, 4, until) })
+
+	rng := rand.New(rand.NewPCG(*soakSeed, 7))
+	faults := map[string]int{}
+	for time.Now().Add(5 * time.Second).Before(until) {
+		time.Sleep(time.Duration(2+rng.IntN(4)) * time.Second)
+		switch rng.IntN(3) {
+		case 0:
+			faults["server restart"]++
+			srv.Shutdown()
+			time.Sleep(time.Duration(rng.IntN(2500)) * time.Millisecond)
+			srv.Restart(t)
+		case 1:
+			faults["game server cut off"]++
+			mu.Lock()
+			if len(nodes) > 1 {
+				i := rng.IntN(len(nodes))
+				victim := nodes[i]
+				nodes = append(nodes[:i:i], nodes[i+1:]...)
+				mu.Unlock()
+				victim.nc.Close() // no End, no Close: its profiles are taken over after the TTL
+				addNode()
+			} else {
+				mu.Unlock()
+			}
+		default:
+			faults["quiet"]++
+		}
+	}
+	wg.Wait()
+
+	auditor := openNode(t, srv.URL(), "auditor", false)
+	w.verify(t, auditor)
+	b.verify(t, auditor)
+	t.Logf("soak: %v, seed %d, faults %v", *soakDuration, *soakSeed, faults)
+}
