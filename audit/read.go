@@ -1,0 +1,159 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger/ledger"
+)
+
+// historyBatch is how many messages one direct-get request for a key's
+// snapshot history asks for: more than a bucket can keep
+// (snapshots.MaxHistory), so one request reads a key's whole history.
+const historyBatch = 128
+
+// Headers by which KV marks a deleted or purged key, and by which the server
+// marks a removed or expired one: markers, not snapshots.
+const (
+	kvOperationHeader = "KV-Operation"
+	markerHeader      = jetstream.MarkerReasonHeader
+)
+
+// historyReader reads every stored revision of a key of the snapshot
+// bucket with batched direct gets on one reply subscription, which it
+// replaces after a read that did not end cleanly (a late reply of that read
+// must not reach the next). Not safe for concurrent use.
+//
+// The snapshots package reads from the stream leader instead, because its
+// Save must see its own last write. The auditor does not need that: it
+// reads a profile's snapshots before its log, so a replica that lags only
+// hides snapshots newer than the log it then reads.
+type historyReader struct {
+	nc  *nats.Conn
+	api string // $JS.API.DIRECT.GET.KV_<bucket>
+	sub *nats.Subscription
+}
+
+// read returns the values stored on subject, oldest first, without the
+// delete and purge markers.
+func (h *historyReader) read(ctx context.Context, subject string) ([]StoredSnapshot, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ledger.DefaultTimeout)
+		defer cancel()
+	}
+	if h.sub == nil {
+		sub, err := h.nc.SubscribeSync(h.nc.NewInbox())
+		if err != nil {
+			return nil, fmt.Errorf("audit: read snapshots %s: %w", subject, err)
+		}
+		h.sub = sub
+	}
+	var out []StoredSnapshot
+	next := uint64(1)
+	for {
+		req, _ := json.Marshal(struct {
+			Seq     uint64 `json:"seq"`
+			NextFor string `json:"next_by_subj"`
+			Batch   int    `json:"batch"`
+		}{next, subject, historyBatch})
+		if err := h.nc.PublishRequest(h.api, h.sub.Subject, req); err != nil {
+			return nil, h.fail(subject, err)
+		}
+		var last, pending uint64
+	batch:
+		for {
+			m, err := h.sub.NextMsgWithContext(ctx)
+			if err != nil {
+				return nil, h.fail(subject, err)
+			}
+			switch m.Header.Get("Status") {
+			case "":
+			case "404":
+				return out, nil // nothing (more) on the subject
+			case "204": // end of batch
+				pending, _ = strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+				break batch
+			default:
+				return nil, h.fail(subject, fmt.Errorf("status %s %s", m.Header.Get("Status"), m.Header.Get("Description")))
+			}
+			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+			if err != nil {
+				return nil, h.fail(subject, fmt.Errorf("direct get reply without a sequence: %w", err))
+			}
+			last = seq
+			if m.Header.Get(kvOperationHeader) != "" || m.Header.Get(markerHeader) != "" {
+				continue
+			}
+			out = append(out, StoredSnapshot{Revision: seq, Data: m.Data})
+		}
+		if pending == 0 || last == 0 {
+			return out, nil
+		}
+		next = last + 1
+	}
+}
+
+// fail drops the reply subscription of a read that did not end cleanly and
+// returns its error.
+func (h *historyReader) fail(subject string, err error) error {
+	h.close()
+	return fmt.Errorf("audit: read snapshots %s: %w", subject, err)
+}
+
+func (h *historyReader) close() {
+	if h.sub != nil {
+		h.sub.Unsubscribe()
+		h.sub = nil
+	}
+}
+
+// lastFromLeader returns the sequence of the last message on subject in
+// stream, 0 if none, as the stream's leader knows it (a direct get may be
+// answered by a replica that is behind).
+func lastFromLeader(ctx context.Context, nc *nats.Conn, api, stream, subject string) (uint64, error) {
+	req, _ := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{subject})
+	m, err := nc.RequestWithContext(ctx, api+"STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return 0, fmt.Errorf("audit: last of %s: %w", subject, err)
+	}
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return 0, fmt.Errorf("audit: last of %s: %w", subject, err)
+	}
+	switch {
+	case resp.Error != nil && (resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound || errors.Is(resp.Error, jetstream.ErrMsgNotFound)):
+		return 0, nil
+	case resp.Error != nil:
+		return 0, fmt.Errorf("audit: last of %s: %w", subject, resp.Error)
+	case resp.Message == nil:
+		return 0, fmt.Errorf("audit: last of %s: empty answer", subject)
+	}
+	return resp.Message.Seq, nil
+}
+
+// apiPrefix returns the JetStream API prefix js sends requests to, with its
+// trailing dot.
+func apiPrefix(js jetstream.JetStream) string {
+	o := js.Options()
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	return jetstream.DefaultAPIPrefix
+}

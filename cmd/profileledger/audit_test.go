@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/audit"
+	"github.com/profileledger/profileledger/internal/natstest"
+)
+
+func TestAuditReportsACleanStoreAndThenABrokenOne(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.URL())
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	st, err := profileledger.Open(ctx, js, "shop", tradePlayer{Coins: 100, Inventory: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(ctx)
+	for _, key := range []string{"user:1", "user.2"} {
+		s, err := st.StartSession(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Apply(ctx, "loot", profileledger.Add("/inventory/-", "sword")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.End(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	code, out, errOut := run(t, ctx, "audit", "-server", srv.URL(), "-progress", "1", "shop")
+	if code != exitOK {
+		t.Fatalf("clean store: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if !strings.HasPrefix(out, "store shop: 2 profiles, 6 events, 2 snapshots, 0 violations (") || strings.Count(out, "\n") != 1 {
+		t.Errorf("clean store: stdout is\n%s", out)
+	}
+	if !strings.Contains(errOut, "1/2 profiles") || !strings.Contains(errOut, "2/2 profiles, 6 events, 2 snapshots, 0 violations") {
+		t.Errorf("-progress 1: stderr is\n%s", errOut)
+	}
+
+	// Garbage on a profile's subject; the flags after the store name.
+	ack, err := js.Publish(ctx, "pl.shop.ev.user_3A1", []byte("garbage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = run(t, ctx, "audit", "shop", "-server", srv.URL())
+	want := `profile "user:1" seq ` + fmt.Sprint(ack.Sequence) + `: message-is-an-event: `
+	if code != exitFail || !strings.HasPrefix(out, want) || !strings.Contains(out, "store shop: 2 profiles, 6 events, 2 snapshots, 1 violations") {
+		t.Fatalf("broken store: exit %d, want %d and a line starting %q\nstdout:\n%s\nstderr:\n%s", code, exitFail, want, out, errOut)
+	}
+
+	code, out, _ = run(t, ctx, "audit", "-json", "-server", srv.URL(), "shop")
+	var rep audit.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("-json: %v in\n%s", err, out)
+	}
+	if code != exitFail || rep.Store != "shop" || rep.Profiles != 2 || rep.Events != 6 || rep.Messages != 7 || rep.Snapshots != 2 ||
+		len(rep.Violations) != 1 || rep.Violations[0].Rule != audit.RuleNotAnEvent || rep.Violations[0].Seq != ack.Sequence || rep.Violations[0].Key != "user:1" {
+		t.Errorf("-json: exit %d, %+v", code, rep)
+	}
+}
+
+func TestAuditUsageAndFailures(t *testing.T) {
+	srv := natstest.Run(t)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{"no store", []string{"audit"}, exitUsage, "want one store, got 0 arguments"},
+		{"two stores", []string{"audit", "a", "b"}, exitUsage, "want one store, got 2 arguments"},
+		{"bad flag", []string{"audit", "-frobnicate", "a"}, exitUsage, "flag provided but not defined"},
+		{"negative progress", []string{"audit", "-progress", "-1", "a"}, exitUsage, "-progress -1"},
+		{"invalid store name", []string{"audit", "-server", srv.URL(), "a.b"}, exitUsage, "invalid store name"},
+		{"help", []string{"audit", "-h"}, exitOK, "Usage: profileledger audit <store>"},
+		{"unknown store", []string{"audit", "-server", srv.URL(), "nosuchstore"}, exitFail, "no such store"},
+		{"no server", []string{"audit", "-server", "nats://127.0.0.1:1", "a"}, exitFail, "connect to nats://127.0.0.1:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, t.Context(), tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, want %d; stderr lacks %q:\n%s", code, tt.code, tt.want, stderr)
+			}
+		})
+	}
+	code, out, _ := run(t, t.Context(), "audit", "-json", "-server", srv.URL(), "nosuchstore")
+	var o struct {
+		audit.Report
+		Error string `json:"error"`
+	}
+	if code != exitFail || json.Unmarshal([]byte(out), &o) != nil || !strings.Contains(o.Error, "no such store") || o.Violations == nil {
+		t.Errorf("-json on an unknown store: exit %d, %+v from\n%s", code, o, out)
+	}
+}
