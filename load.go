@@ -66,7 +66,8 @@ func (st *Store[T]) load(ctx context.Context, key, token string, upTo uint64, at
 				// wrongly; still derived data: replay from scratch.
 				l.report.SkippedSnapshots = append(l.report.SkippedSnapshots, fmt.Sprintf("version %d: %v", snap.Snapshot.Version, err))
 			} else {
-				l.doc, l.version, l.fence, l.epoch = doc, snap.Snapshot.Version, snap.Snapshot.Version, snap.Snapshot.Epoch
+				l.doc, l.version, l.fence = doc, snap.Snapshot.Version, snap.Snapshot.Version
+				l.epoch, l.session = snap.Snapshot.Epoch, snap.Snapshot.Session
 				l.report.SnapshotVersion = snap.Snapshot.Version
 			}
 		}

@@ -585,7 +585,7 @@ func (s *Session[T]) readPast(ctx context.Context, fold bool) error {
 // snapshotValueLocked returns a snapshot of the session's state.
 func (s *Session[T]) snapshotValueLocked() snapshots.Snapshot {
 	s.sinceSnap = 0
-	return snapshots.Snapshot{Key: s.key, Version: s.fence, Epoch: s.epoch, State: s.raw}
+	return snapshots.Snapshot{Key: s.key, Version: s.fence, Epoch: s.epoch, Session: s.id, State: s.raw}
 }
 
 // snapshotLocked saves a snapshot in the background.

@@ -34,6 +34,7 @@ type Snapshot struct {
 	Key     string          // the profile key, plain (not encoded)
 	Version uint64          // stream sequence of the last event folded in; at least 1
 	Epoch   uint64          // epoch of that event
+	Session string          // the session that wrote Epoch ("" if unknown)
 	State   json.RawMessage // the folded JSON document, stored byte for byte
 }
 
@@ -43,6 +44,7 @@ type header struct {
 	Key     string `json:"key"`
 	Version uint64 `json:"version"`
 	Epoch   uint64 `json:"epoch"`
+	Session string `json:"session,omitempty"`
 	Size    int    `json:"size"`   // length of the state in bytes
 	CRC32C  string `json:"crc32c"` // checksum(...), 8 lowercase hex digits
 }
@@ -58,6 +60,8 @@ func checksum(format int, s Snapshot) uint32 {
 	b = append(b, s.Key...)
 	b = binary.AppendUvarint(b, s.Version)
 	b = binary.AppendUvarint(b, s.Epoch)
+	b = binary.AppendUvarint(b, uint64(len(s.Session)))
+	b = append(b, s.Session...)
 	return crc32.Update(crc32.Checksum(b, castagnoli), castagnoli, s.State)
 }
 
@@ -81,6 +85,7 @@ func Encode(s Snapshot) ([]byte, error) {
 		Key:     s.Key,
 		Version: s.Version,
 		Epoch:   s.Epoch,
+		Session: s.Session,
 		Size:    len(s.State),
 		CRC32C:  fmt.Sprintf("%08x", checksum(FormatVersion, s)),
 	})
@@ -135,7 +140,7 @@ func Decode(data []byte) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, corrupt("bad checksum field %q", h.CRC32C)
 	}
-	s := Snapshot{Key: h.Key, Version: h.Version, Epoch: h.Epoch, State: state}
+	s := Snapshot{Key: h.Key, Version: h.Version, Epoch: h.Epoch, Session: h.Session, State: state}
 	if got := checksum(h.Format, s); got != want {
 		return Snapshot{}, corrupt("checksum mismatch for %q at version %d: stored %08x, computed %08x", h.Key, h.Version, want, got)
 	}
