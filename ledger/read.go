@@ -45,70 +45,80 @@ const readBatch = 512
 // events after the newest snapshot — and 12.9 ms vs 8.3 ms for a 1,000-event
 // full replay.
 func (l *Log) Read(ctx context.Context, subject string, after, upTo uint64, fn func(Record) error) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
 	sub, err := l.subs.get(l.nc)
 	if err != nil {
 		return fmt.Errorf("ledger: read %s: %w", subject, err)
 	}
 	clean := false // the reply stream ended (EOB or 404): the inbox may be reused
 	defer func() { l.subs.put(sub, clean) }()
-	inbox := sub.Subject
-	api := "$JS.API.DIRECT.GET." + l.name
 	next := after + 1
 	for {
-		req := struct {
-			Seq     uint64 `json:"seq"`
-			NextFor string `json:"next_by_subj"`
-			Batch   int    `json:"batch"`
-			UpToSeq uint64 `json:"up_to_seq,omitempty"`
-		}{next, subject, readBatch, upTo}
-		data, _ := json.Marshal(req)
-		if err := l.nc.PublishRequest(api, inbox, data); err != nil {
-			return fmt.Errorf("ledger: read %s: %w", subject, err)
+		b, err := l.readBatch(ctx, sub, subject, next, upTo, fn)
+		clean = b.ended
+		if err != nil || b.done {
+			return err
 		}
-		var last, pending uint64
-	batch:
-		for {
-			m, err := sub.NextMsgWithContext(ctx)
-			if err != nil {
-				return fmt.Errorf("ledger: read %s from %d: %w", subject, next, err)
-			}
-			switch m.Header.Get("Status") {
-			case "":
-			case "404":
-				clean = true
-				return nil // nothing (more) on the subject
-			case "204": // end of batch
-				pending, _ = strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
-				clean = true
-				break batch
-			default:
-				return fmt.Errorf("ledger: read %s: status %s %s", subject, m.Header.Get("Status"), m.Header.Get("Description"))
-			}
-			recs, err := records(m)
-			if err != nil {
-				return fmt.Errorf("ledger: read %s: %w", subject, err)
-			}
-			last = recs[0].Seq
-			if upTo > 0 && last > upTo {
-				return nil
-			}
-			for _, rec := range recs {
-				if err := fn(rec); err != nil {
-					return err
-				}
+		next = b.last + 1
+	}
+}
+
+// batchResult says how one direct-get batch ended.
+type batchResult struct {
+	last  uint64 // sequence of the last message read
+	ended bool   // the reply stream ended: nothing more will arrive on the inbox
+	done  bool   // the read is complete
+}
+
+// readBatch asks for up to readBatch messages of subject from sequence next
+// and hands them to fn. Without a deadline on ctx, the wait for the batch
+// (not the whole read) is bounded by DefaultTimeout.
+func (l *Log) readBatch(ctx context.Context, sub *nats.Subscription, subject string, next, upTo uint64, fn func(Record) error) (batchResult, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	req, _ := json.Marshal(struct {
+		Seq     uint64 `json:"seq"`
+		NextFor string `json:"next_by_subj"`
+		Batch   int    `json:"batch"`
+		UpToSeq uint64 `json:"up_to_seq,omitempty"`
+	}{next, subject, readBatch, upTo})
+	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+l.name, sub.Subject, req); err != nil {
+		return batchResult{}, fmt.Errorf("ledger: read %s: %w", subject, err)
+	}
+	var b batchResult
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return b, fmt.Errorf("ledger: read %s from %d: %w", subject, next, err)
+		}
+		switch m.Header.Get("Status") {
+		case "":
+		case "404": // nothing (more) on the subject
+			return batchResult{last: b.last, ended: true, done: true}, nil
+		case "204": // end of batch
+			pending, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+			b.ended = true
+			b.done = pending == 0 || b.last == 0 || (upTo > 0 && b.last >= upTo)
+			return b, nil
+		default:
+			return b, fmt.Errorf("ledger: read %s: status %s %s", subject, m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+		recs, err := records(m)
+		if err != nil {
+			return b, fmt.Errorf("ledger: read %s: %w", subject, err)
+		}
+		b.last = recs[0].Seq
+		if upTo > 0 && b.last > upTo {
+			b.done = true
+			return b, nil // the rest of the batch may still arrive: not ended
+		}
+		for _, rec := range recs {
+			if err := fn(rec); err != nil {
+				return b, err
 			}
 		}
-		clean = false // the next request is in flight
-		if pending == 0 || last == 0 || (upTo > 0 && last >= upTo) {
-			clean = true
-			return nil
-		}
-		next = last + 1
 	}
 }
 
