@@ -72,7 +72,7 @@ func (st *Store[T]) load(ctx context.Context, key, token string, upTo uint64, at
 			}
 		}
 	}
-	subject := st.names.events(token)
+	subject := st.names.Events(token)
 	fold := func(r ledger.Record) error {
 		if !at.IsZero() && r.Stored.After(at) {
 			return errStopRead

@@ -105,13 +105,13 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 		return nil, ErrClosed
 	}
 	s := &Session[T]{
-		st: st, key: key, token: token, subject: st.names.events(token),
+		st: st, key: key, token: token, subject: st.names.Events(token),
 		id:      uuid.NewString(),
 		started: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
 	s.idle = sync.NewCond(&s.mu)
-	rec := lease.Record{Session: s.id, Node: st.cfg.node, Control: st.names.control(st.id, token)}
+	rec := lease.Record{Session: s.id, Node: st.cfg.node, Control: st.names.Control(st.id, token)}
 	for attempt := 0; ; attempt++ {
 		l, err := st.acquire(ctx, token, rec, sc)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/profileledger/profileledger/internal/names"
 	"os"
 	"sync"
 	"time"
@@ -35,7 +36,7 @@ const (
 // through encoding/json: the log holds the profile's JSON form.
 type Store[T any] struct {
 	cfg      config
-	names    names
+	names    names.Names
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	ledger   *ledger.Log
@@ -69,9 +70,9 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n, err := newNames(name)
+	n, err := names.New(name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
 	switch {
 	case cfg.leaseTTL <= 0:
@@ -101,17 +102,17 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 		defer cancel()
 	}
 	stream, err := ledger.OpenStream(ctx, js, ledger.StreamConfig{
-		Name: n.stream, Subjects: n.subjects(), Replicas: cfg.replicas, Storage: cfg.storage,
+		Name: n.Stream, Subjects: n.Subjects(), Replicas: cfg.replicas, Storage: cfg.storage,
 		MaxMsgSize: int32(cfg.maxEventSize + 4096),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
 	}
-	leases, err := lease.OpenBucket(ctx, js, lease.Config{Bucket: n.leases, TTL: cfg.leaseTTL, Replicas: cfg.replicas, Storage: cfg.storage})
+	leases, err := lease.OpenBucket(ctx, js, lease.Config{Bucket: n.Leases, TTL: cfg.leaseTTL, Replicas: cfg.replicas, Storage: cfg.storage})
 	if err != nil {
 		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
 	}
-	snaps, err := snapshots.OpenKV(ctx, js, snapshots.KVConfig{Bucket: n.snapshots, Replicas: cfg.replicas, History: cfg.snapshotHistory, Storage: cfg.storage})
+	snaps, err := snapshots.OpenKV(ctx, js, snapshots.KVConfig{Bucket: n.Snapshots, Replicas: cfg.replicas, History: cfg.snapshotHistory, Storage: cfg.storage})
 	if err != nil {
 		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
 	}
@@ -127,7 +128,7 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 		ctx:      bg, cancel: cancel,
 		sessions: make(map[string]*Session[T]),
 	}
-	st.ctlSub, err = st.nc.Subscribe(n.controlAll(st.id), st.onControl)
+	st.ctlSub, err = st.nc.Subscribe(n.ControlAll(st.id), st.onControl)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("profileledger: subscribe to hand-over requests: %w", err)
@@ -148,7 +149,7 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 }
 
 // Name returns the store's name.
-func (st *Store[T]) Name() string { return st.names.store }
+func (st *Store[T]) Name() string { return st.names.Store }
 
 // Close ends every session of this store as End does (flush, append
 // session.ended, snapshot, release the lease), stops the store's background

@@ -38,9 +38,9 @@ func Trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 		return fmt.Errorf("%w: Trade needs a function", ErrInvalidInput)
 	case a == b || a.key == b.key:
 		return fmt.Errorf("%w: profile %q cannot trade with itself", ErrInvalidInput, a.key)
-	case a.st.names.stream != b.st.names.stream:
+	case a.st.names.Stream != b.st.names.Stream:
 		return fmt.Errorf("%w: %q is in store %s and %q in store %s: trades across stores are not supported (one atomic batch covers one stream)",
-			ErrInvalidInput, a.key, a.st.names.store, b.key, b.st.names.store)
+			ErrInvalidInput, a.key, a.st.names.Store, b.key, b.st.names.Store)
 	}
 	if err := ledger.ValidateUserType(eventType); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)

@@ -1,10 +1,3 @@
-// Package audit checks a profile's event log against the invariants of
-// DESIGN.md §2: event ids are unique; epochs never decrease; each epoch is
-// opened by its session's session.started fence and written by that session
-// alone, so two holders' writes never interleave.
-//
-// Check is pure: it takes the records a ledger.Log read returned and gives
-// back every violation it finds, each naming the sequence and the rule.
 package audit
 
 import (

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
+	"github.com/profileledger/profileledger/internal/names"
 	"slices"
 	"strings"
 	"time"
@@ -72,13 +72,6 @@ func WithProgress(every int, fn func(Progress)) Option {
 	return func(c *config) { c.progressEvery, c.progress = max(every, 1), fn }
 }
 
-// maxStoreNameLen and storeNameRE are the store names profileledger.Open
-// accepts (profileledger.MaxStoreNameLen; this package cannot import the
-// root).
-const maxStoreNameLen = 48
-
-var storeNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
 // catchUpTimeout bounds the wait for a lagging replica of the event stream
 // to serve the events up to a snapshot's version.
 const catchUpTimeout = 10 * time.Second
@@ -102,18 +95,19 @@ const catchUpTimeout = 10 * time.Second
 // until then. Violations are never errors: they are in the report.
 func Store(ctx context.Context, js jetstream.JetStream, store string, opts ...Option) (*Report, error) {
 	rep := &Report{Store: store, Violations: []Violation{}}
-	if !storeNameRE.MatchString(store) || len(store) > maxStoreNameLen {
-		return rep, fmt.Errorf("%w: %q must be 1 to %d characters of A-Z a-z 0-9 _ -", ErrInvalidStore, store, maxStoreNameLen)
+	n, err := names.New(store)
+	if err != nil {
+		return rep, fmt.Errorf("%w: %w", ErrInvalidStore, err)
 	}
 	var cfg config
 	for _, o := range opts {
 		o(&cfg)
 	}
 	var (
-		streamName = "PL_" + store
-		evPrefix   = "pl." + store + ".ev."
-		bucket     = "PL_" + store + "_SNAPSHOTS"
-		kvStream   = "KV_" + bucket
+		streamName = n.Stream
+		evPrefix   = n.EventsPrefix()
+		bucket     = n.Snapshots
+		kvStream   = names.KVStream(bucket)
 		kvPrefix   = "$KV." + bucket + "."
 		api        = apiPrefix(js)
 	)

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/profileledger/profileledger/internal/names"
 	"math"
 	"time"
 
@@ -126,7 +127,7 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (*Bucke
 	case st.Config().Replicas != kvCfg.Replicas:
 		return nil, fmt.Errorf("%w: bucket %s has replicas %d, want %d", ErrBucketConfig, cfg.Bucket, st.Config().Replicas, kvCfg.Replicas)
 	}
-	stream, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+	stream, err := js.Stream(ctx, names.KVStream(cfg.Bucket))
 	if err != nil {
 		return nil, fmt.Errorf("lease: bucket %s stream: %w", cfg.Bucket, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/profileledger/profileledger/internal/names"
 	"strings"
 	"time"
 
@@ -111,7 +112,11 @@ func formatOps(ops []ledger.Op) string {
 // listTrades reads key's log in store and, for each of its trade events,
 // the other side's event from the other profile's log.
 func listTrades(ctx context.Context, js jetstream.JetStream, store, key string) ([]tradeRow, error) {
-	st, err := js.Stream(ctx, "PL_"+store)
+	n, err := names.New(store)
+	if err != nil {
+		return nil, err
+	}
+	st, err := js.Stream(ctx, n.Stream)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", store, err)
 	}
@@ -123,7 +128,7 @@ func listTrades(ctx context.Context, js jetstream.JetStream, store, key string) 
 			return nil, err
 		}
 		var recs []ledger.Record
-		err = log.Read(ctx, "pl."+store+".ev."+tok, 0, 0, func(r ledger.Record) error {
+		err = log.Read(ctx, n.Events(tok), 0, 0, func(r ledger.Record) error {
 			if r.Err == nil && r.Event.Meta[ledger.MetaTrade] != "" {
 				recs = append(recs, r)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/profileledger/profileledger/internal/names"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
@@ -53,14 +54,19 @@ func (v *verification) problem(format string, args ...any) {
 type verifier struct {
 	log   *ledger.Log
 	store *profileledger.Store[Player]
+	names names.Names
 }
 
 func newVerifier(ctx context.Context, js jetstream.JetStream, store *profileledger.Store[Player]) (*verifier, error) {
-	stream, err := js.Stream(ctx, "PL_"+storeName)
+	n, err := names.New(storeName)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := js.Stream(ctx, n.Stream)
 	if err != nil {
 		return nil, fmt.Errorf("verify: stream: %w", err)
 	}
-	return &verifier{log: ledger.NewLog(js, stream, 1<<20), store: store}, nil
+	return &verifier{log: ledger.NewLog(js, stream, 1<<20), store: store, names: n}, nil
 }
 
 // check verifies one player's profile against the record of its mutations:
@@ -78,7 +84,7 @@ func (vr *verifier) check(ctx context.Context, p *player, v *verification) error
 		return err
 	}
 	var recs []ledger.Record
-	if err := vr.log.Read(ctx, "pl."+storeName+".ev."+tok, 0, 0, func(r ledger.Record) error {
+	if err := vr.log.Read(ctx, vr.names.Events(tok), 0, 0, func(r ledger.Record) error {
 		recs = append(recs, r)
 		return nil
 	}); err != nil {
