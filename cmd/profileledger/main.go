@@ -61,9 +61,11 @@ type command struct {
 func NewMain(stdout, stderr io.Writer) *Main {
 	m := &Main{stdout: stdout, stderr: stderr}
 	m.commands = map[string]command{
+		"audit":  {summary: "check every profile of a store: its log's invariants, and every snapshot against the log", run: m.runAudit},
 		"demo":   {summary: "run simulated game servers that hand players around, crash one, and check every write", run: m.runDemo},
 		"trades": {summary: "list a profile's trades: the other profile and what moved on both sides", run: m.runTrades},
 		"serve":  {summary: "run an embedded NATS server with JetStream for development and single-node use", run: m.runServe},
+		"bench":  {summary: "measure mutations, starts, hand-overs and take-overs against baselines in the same run", run: m.runBench},
 	}
 	return m
 }

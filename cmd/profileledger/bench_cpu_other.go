@@ -1,0 +1,8 @@
+//go:build !unix
+
+package main
+
+import "time"
+
+// processCPU returns 0: CPU time is measured on Unix systems only.
+func processCPU() time.Duration { return 0 }

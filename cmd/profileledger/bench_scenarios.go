@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// benchSpec is one result bench can report: what it measures, against
+// what, and its target.
+type benchSpec struct {
+	name     string
+	what     string
+	baseline string // "" for none
+	target   benchTarget
+}
+
+// benchTarget is a result's target. A zero limit means "report only".
+type benchTarget struct {
+	text    string
+	ofRatio bool // the limit applies to the ratio, not the value
+	atMost  bool // value ≤ limit (otherwise ≥)
+	limit   float64
+}
+
+// benchSpecs lists every result, in the order they are printed.
+var benchSpecs = []benchSpec{
+	{"mutate_p50_vs_raw", "durable Mutate p50, one session, 256-byte change",
+		"raw publish p50", benchTarget{"ratio ≤ 1.3", true, true, 1.3}},
+	{"mutate_tput_vs_diy_kv", "Mutate rate, one session, one goroutine, 4 KiB profile",
+		"KV Get+Update loop", benchTarget{"ratio ≥ 2", true, false, 2}},
+	{"group_commit_tput", "Mutate rate, 8 goroutines on one session",
+		"1 goroutine", benchTarget{"ratio ≥ 3", true, false, 3}},
+	{"aggregate_tput_vs_async", "Mutate rate across 1,000 sessions, 16 workers",
+		"PublishAsync", benchTarget{"ratio ≥ 0.5", true, false, 0.5}},
+	{"start_10k_vs_10", "StartSession p50, 10,000 events of history",
+		"10 events", benchTarget{"ratio ≤ 1.5", true, true, 1.5}},
+	{"start_vs_kv_get", "uncontended StartSession p50 (10 events)",
+		"KV get p50", benchTarget{"report (expect ≤ 6)", true, true, 6}},
+	{"handover_p99_ms", "hand-over to a live holder on another connection, p99",
+		"", benchTarget{"≤ 50 ms", false, true, 50}},
+	{"takeover_dead_vs_ttl", "take-over from a crashed holder (connection closed), p50",
+		"lease TTL", benchTarget{"ratio ≤ 1.2", true, true, 1.2}},
+	{"idle_session_heap_bytes", "heap per open idle session, 1 KiB profiles, 10,000 sessions",
+		"", benchTarget{"≤ 16 KiB", false, true, 16 << 10}},
+	{"trade_tput", "atomic two-profile Trade rate, one goroutine",
+		"Mutate rate", benchTarget{text: "report"}},
+	{"start_p50_10", "StartSession p50, 10 events of history", "", benchTarget{text: "report"}},
+	{"start_p50_1k", "StartSession p50, 1,000 events of history", "", benchTarget{text: "report"}},
+	{"start_p50_100k", "StartSession p50, 100,000 events of history", "", benchTarget{text: "report"}},
+	{"mutate_p50_1k", "Mutate p50, 1 KiB profile, one field", "", benchTarget{text: "report"}},
+	{"mutate_p50_64k", "Mutate p50, 64 KiB profile, one field", "", benchTarget{text: "report"}},
+}
+
+func benchSpecOf(name string) *benchSpec {
+	if i := specIndex(name); i < len(benchSpecs) {
+		return &benchSpecs[i]
+	}
+	return nil
+}
+
+// specIndex returns the index of name in benchSpecs, len(benchSpecs) if it
+// is not there.
+func specIndex(name string) int {
+	for i := range benchSpecs {
+		if benchSpecs[i].name == name {
+			return i
+		}
+	}
+	return len(benchSpecs)
+}
+
+// benchResultsHelp lists the results for the usage text.
+func benchResultsHelp() string {
+	var b strings.Builder
+	for _, s := range benchSpecs {
+		fmt.Fprintf(&b, "\n  %-24s %s", s.name, s.what)
+		if s.baseline != "" {
+			fmt.Fprintf(&b, "; vs %s", s.baseline)
+		}
+		fmt.Fprintf(&b, "; target: %s", s.target.text)
+	}
+	return b.String()
+}
+
+// benchScenario is one measured set-up; it produces one or more results.
+type benchScenario struct {
+	name    string
+	results []string
+	// run measures the results want accepts (it may return others too).
+	run func(ctx context.Context, r *benchRun, want func(string) bool) ([]benchResult, error)
+}
+
+// benchScenarios run in this order: the heap figure first, on a heap that
+// no earlier scenario's caches are still leaving. trade_tput is here
+// because profileledger.Trade exists.
+var benchScenarios = []benchScenario{
+	{"idle sessions", []string{"idle_session_heap_bytes"}, benchIdleHeap},
+	{"mutate vs raw publish", []string{"mutate_p50_vs_raw"}, benchMutateVsRaw},
+	{"mutate vs DIY KV", []string{"mutate_tput_vs_diy_kv"}, benchMutateVsKV},
+	{"group commit", []string{"group_commit_tput"}, benchGroupCommit},
+	{"aggregate vs PublishAsync", []string{"aggregate_tput_vs_async"}, benchAggregate},
+	{"profile size", []string{"mutate_p50_1k", "mutate_p50_64k"}, benchProfileSize},
+	{"start session", []string{"start_10k_vs_10", "start_vs_kv_get", "start_p50_10", "start_p50_1k", "start_p50_100k"}, benchStart},
+	{"hand-over", []string{"handover_p99_ms"}, benchHandover},
+	{"take-over", []string{"takeover_dead_vs_ttl"}, benchTakeover},
+	{"trade", []string{"trade_tput"}, benchTrade},
+}
+
+// benchRun is what scenarios share.
+type benchRun struct {
+	env      *benchEnv
+	size     benchSize
+	progress io.Writer
+}
+
+func (r *benchRun) printf(format string, args ...any) {
+	fmt.Fprintf(r.progress, "bench          "+format+"\n", args...)
+}
+
+// result returns a result of spec name with the given value and, if
+// baseline > 0, the ratio over it.
+func result(name string, value float64, unit string, baseline float64, note string, args ...any) benchResult {
+	res := benchResult{Name: name, Value: round3(value), Unit: unit, Note: fmt.Sprintf(note, args...)}
+	if spec := benchSpecOf(name); spec != nil && spec.baseline != "" {
+		res.Baseline = spec.baseline
+		res.BaselineValue = ptr(round3(baseline))
+		res.Ratio = ratioOf(value, baseline)
+	}
+	return res
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tinyBenchSize is -quick shrunk for tests: every scenario runs, briefly.
+var tinyBenchSize = benchSize{
+	label: "quick (test)", samples: 20, startSamples: 10, rounds: 2, round: 30 * time.Millisecond,
+	sessions: 32, history: [4]int{10, 40, 100, 200}, handovers: 10,
+	crashers: 2, crashRounds: 1, leaseTTL: time.Second, idleSessions: 300,
+}
+
+// useTinyBench makes -quick run tinyBenchSize for the rest of the test.
+func useTinyBench(t *testing.T) {
+	t.Helper()
+	saved := benchQuickSize
+	benchQuickSize = tinyBenchSize
+	t.Cleanup(func() { benchQuickSize = saved })
+}
+
+// benchResultNames are the results bench promises (issue 4), spelled out
+// here so that renaming one breaks this test.
+var benchResultNames = []string{
+	"mutate_p50_vs_raw", "mutate_tput_vs_diy_kv", "group_commit_tput", "aggregate_tput_vs_async",
+	"start_10k_vs_10", "start_vs_kv_get", "handover_p99_ms", "takeover_dead_vs_ttl",
+	"idle_session_heap_bytes", "trade_tput",
+	"start_p50_10", "start_p50_1k", "start_p50_100k", "mutate_p50_1k", "mutate_p50_64k",
+}
+
+func TestBenchQuickRuns(t *testing.T) {
+	useTinyBench(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	code, stdout, stderr := run(t, ctx, "bench", "-quick", "-json")
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	var rep struct {
+		Machine map[string]any   `json:"machine"`
+		Run     map[string]any   `json:"run"`
+		Results []map[string]any `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout)
+	}
+	for _, k := range []string{"go", "goos", "goarch", "nats_server", "server", "storage"} {
+		if s, _ := rep.Machine[k].(string); s == "" {
+			t.Errorf("machine.%s = %v, want a string", k, rep.Machine[k])
+		}
+	}
+	if n, _ := rep.Machine["cpus"].(float64); n < 1 {
+		t.Errorf("machine.cpus = %v", rep.Machine["cpus"])
+	}
+	if s, _ := rep.Run["seconds"].(float64); s <= 0 {
+		t.Errorf("run.seconds = %v", rep.Run["seconds"])
+	}
+
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		name, _ := r["name"].(string)
+		if seen[name] {
+			t.Errorf("result %q twice", name)
+		}
+		seen[name] = true
+		for _, k := range []string{"name", "value", "unit", "baseline", "ratio"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("%s: no %q field: %v", name, k, r)
+			}
+		}
+		if v, ok := r["value"].(float64); !ok || v <= 0 {
+			t.Errorf("%s: value = %v, want a positive number", name, r["value"])
+		}
+		if u, _ := r["unit"].(string); u == "" {
+			t.Errorf("%s: unit = %v, want a string", name, r["unit"])
+		}
+		base, ok := r["baseline"].(string)
+		if !ok {
+			t.Errorf("%s: baseline = %v, want a string", name, r["baseline"])
+		}
+		ratio, isNumber := r["ratio"].(float64)
+		switch {
+		case base != "" && (!isNumber || ratio <= 0):
+			t.Errorf("%s: baseline %q but ratio = %v, want a positive number", name, base, r["ratio"])
+		case base == "" && r["ratio"] != nil:
+			t.Errorf("%s: no baseline but ratio = %v, want null", name, r["ratio"])
+		}
+	}
+	for _, name := range benchResultNames {
+		if !seen[name] {
+			t.Errorf("result %q missing", name)
+		}
+	}
+	if len(rep.Results) != len(benchResultNames) {
+		t.Errorf("%d results, want %d", len(rep.Results), len(benchResultNames))
+	}
+}
+
+func TestBenchOnlyPrintsATableOfTheNamedResults(t *testing.T) {
+	useTinyBench(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	code, stdout, stderr := run(t, ctx, "bench", "-quick", "-only", "handover_p99_ms,start_p50_10")
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	for _, want := range []string{"name", "value", "unit", "baseline", "ratio", "target", "\nhandover_p99_ms ", "\nstart_p50_10 ", "≤ 50 ms"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("table does not say %q:\n%s", want, stdout)
+		}
+	}
+	for _, other := range []string{"mutate_p50_vs_raw", "start_p50_1k", "start_10k_vs_10"} {
+		if strings.Contains(stdout, other) {
+			t.Errorf("-only printed %s:\n%s", other, stdout)
+		}
+	}
+}
+
+func TestBenchUsageErrorsExitWithTwo(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"unknown result", []string{"-only", "mutate_p50_vs_raw,frobnicate"}, `unknown result "frobnicate"`},
+		{"negative samples", []string{"-samples", "-1"}, "-samples -1: must be at least 1"},
+		{"too few sessions", []string{"-sessions", "3"}, "-sessions 3: must be at least 16"},
+		{"negative round", []string{"-round", "-1s"}, "-round -1s: must be positive"},
+		{"stray argument", []string{"-quick", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := run(t, t.Context(), append([]string{"bench"}, tt.args...)...)
+			if code != exitUsage {
+				t.Errorf("exit code %d, want %d", code, exitUsage)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr does not say %q:\n%s", tt.want, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("usage error wrote to stdout:\n%s", stdout)
+			}
+		})
+	}
+}
