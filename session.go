@@ -112,10 +112,21 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 	}
 	s.idle = sync.NewCond(&s.mu)
 	rec := lease.Record{Session: s.id, Node: st.cfg.node, Control: st.names.Control(st.id, token)}
+	// Read the profile while contending for its lease: an uncontended start
+	// then costs the lease's round trips and the fence's, not the load's
+	// too. A read that turns out stale is caught by the fence.
+	pf := st.prefetch(ctx, key, token)
+	defer pf.wait()
 	for attempt := 0; ; attempt++ {
-		l, err := st.acquire(ctx, token, rec, sc)
+		l, free, err := st.acquire(ctx, token, rec, sc)
 		if err != nil {
 			return nil, err
+		}
+		var pre *loaded
+		if free && attempt == 0 {
+			// Nobody held it when we took it: what we read is its last state
+			// unless a zombie appends, which the fence rejects.
+			pre = pf.result()
 		}
 		s.mu.Lock()
 		s.lease, s.renewedAt = l, time.Now()
@@ -124,7 +135,7 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 			st.releaseQuietly(l)
 			return nil, err
 		}
-		err = s.begin(ctx)
+		err = s.begin(ctx, pre)
 		if err == nil {
 			s.mu.Lock()
 			if err = s.startLost; err == nil {
@@ -163,22 +174,23 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 }
 
 // acquire gets the lease of token, by create, hand-over, expiry or steal.
-func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record, sc sessionConfig) (lease.Lease, error) {
+// free says that nobody held it: it was created at the first look.
+func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record, sc sessionConfig) (l lease.Lease, free bool, err error) {
 	poll := min(max(st.leases.TTL()/10, 20*time.Millisecond), 250*time.Millisecond)
 	for attempt := 0; ; attempt++ {
 		l, err := st.leases.Acquire(ctx, token, rec)
 		if err == nil {
-			return l, nil
+			return l, attempt == 0, nil
 		}
 		var held *lease.HeldError
 		if !errors.As(err, &held) {
 			// NATS unreachable or slow: keep trying until ctx ends.
 			if ctx.Err() != nil {
-				return lease.Lease{}, fmt.Errorf("profileledger: start session: %w", err)
+				return lease.Lease{}, false, fmt.Errorf("profileledger: start session: %w", err)
 			}
 			st.log.Warn("lease not reachable; retrying", logKey, token, logErr, err)
 			if !retry.Sleep(ctx, retry.Backoff(attempt+1, 10*time.Millisecond, time.Second)) {
-				return lease.Lease{}, fmt.Errorf("profileledger: start session: %w (last error: %v)", ctx.Err(), err)
+				return lease.Lease{}, false, fmt.Errorf("profileledger: start session: %w (last error: %v)", ctx.Err(), err)
 			}
 			continue
 		}
@@ -186,13 +198,13 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 		seen := time.Now()
 		switch {
 		case sc.noWait:
-			return lease.Lease{}, fmt.Errorf("%w: %w", ErrLocked, held)
+			return lease.Lease{}, false, fmt.Errorf("%w: %w", ErrLocked, held)
 		case sc.steal:
 			l, err := st.leases.Steal(ctx, token, cur.Revision, rec)
 			if errors.Is(err, lease.ErrLost) {
 				continue // it changed under us; look again
 			}
-			return l, err
+			return l, false, err
 		}
 		hctx, cancel := context.WithTimeout(ctx, st.cfg.handoverTimeout)
 		reply, err := lease.RequestHandover(hctx, st.nc, cur, st.cfg.node)
@@ -201,22 +213,22 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 			continue
 		}
 		if ctx.Err() != nil {
-			return lease.Lease{}, fmt.Errorf("%w: gave up waiting for %s: %w", ErrLocked, cur.Record.Node, ctx.Err())
+			return lease.Lease{}, false, fmt.Errorf("%w: gave up waiting for %s: %w", ErrLocked, cur.Record.Node, ctx.Err())
 		}
 		// No answer: wait for the lease to go, change, or fall silent for a
 		// TTL counted from when we first saw it.
 		wl, res, err := st.leases.WaitSince(ctx, cur, seen, poll)
 		if err != nil {
-			return lease.Lease{}, fmt.Errorf("%w: gave up waiting for %s: %w", ErrLocked, cur.Record.Node, err)
+			return lease.Lease{}, false, fmt.Errorf("%w: gave up waiting for %s: %w", ErrLocked, cur.Record.Node, err)
 		}
 		if res == lease.Expired {
 			st.log.Info("taking over a silent holder's profile", logKey, token, "holder", wl.Record.Node)
 			l, err := st.leases.Steal(ctx, token, wl.Revision, rec)
 			if err == nil {
-				return l, nil
+				return l, false, nil
 			}
 			if !errors.Is(err, lease.ErrLost) {
-				return lease.Lease{}, err
+				return lease.Lease{}, false, err
 			}
 		}
 	}
@@ -234,12 +246,17 @@ func (st *Store[T]) releaseQuietly(l lease.Lease) {
 // session.started fence. A stale read (someone appended after our load,
 // without a newer epoch) is re-read a few times; a newer epoch is returned
 // as ErrFenced.
-func (s *Session[T]) begin(ctx context.Context) error {
+func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 	st := s.st
 	for range 5 {
-		l, err := st.load(ctx, s.key, s.token, 0, time.Time{})
-		if err != nil {
-			return err
+		var l loaded
+		if pre != nil {
+			l, pre = *pre, nil
+		} else {
+			var err error
+			if l, err = st.load(ctx, s.key, s.token, 0, time.Time{}); err != nil {
+				return err
+			}
 		}
 		data, raw, doc, ops, err := st.reconcile(l.doc)
 		if err != nil {
@@ -273,6 +290,35 @@ func (s *Session[T]) begin(ctx context.Context) error {
 		return nil
 	}
 	return fmt.Errorf("profileledger: start session of %q: the log keeps moving under the load", s.key)
+}
+
+// prefetched is a load started before the lease was won.
+type prefetched struct {
+	done chan struct{}
+	l    loaded
+	err  error
+}
+
+func (st *Store[T]) prefetch(ctx context.Context, key, token string) *prefetched {
+	pf := &prefetched{done: make(chan struct{})}
+	go func() {
+		defer close(pf.done)
+		pf.l, pf.err = st.load(ctx, key, token, 0, time.Time{})
+	}()
+	return pf
+}
+
+// wait waits for the prefetch to finish (it is bounded by the start's ctx).
+func (pf *prefetched) wait() { <-pf.done }
+
+// result returns the prefetched load, or nil if it failed.
+func (pf *prefetched) result() *loaded {
+	pf.wait()
+	if pf.err != nil {
+		return nil
+	}
+	l := pf.l
+	return &l
 }
 
 // reconcile decodes doc over a copy of the template and returns the typed

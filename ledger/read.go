@@ -72,7 +72,7 @@ type batchResult struct {
 // readBatch asks for up to readBatch messages of subject from sequence next
 // and hands them to fn. Without a deadline on ctx, the wait for the batch
 // (not the whole read) is bounded by DefaultTimeout.
-func (l *Log) readBatch(ctx context.Context, sub *nats.Subscription, subject string, next, upTo uint64, fn func(Record) error) (batchResult, error) {
+func (l *Log) readBatch(ctx context.Context, sub *replySub, subject string, next, upTo uint64, fn func(Record) error) (batchResult, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
@@ -84,14 +84,16 @@ func (l *Log) readBatch(ctx context.Context, sub *nats.Subscription, subject str
 		Batch   int    `json:"batch"`
 		UpToSeq uint64 `json:"up_to_seq,omitempty"`
 	}{next, subject, readBatch, upTo})
-	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+l.name, sub.Subject, req); err != nil {
+	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+l.name, sub.sub.Subject, req); err != nil {
 		return batchResult{}, fmt.Errorf("ledger: read %s: %w", subject, err)
 	}
 	var b batchResult
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return b, fmt.Errorf("ledger: read %s from %d: %w", subject, next, err)
+		var m *nats.Msg
+		select {
+		case m = <-sub.ch:
+		case <-ctx.Done():
+			return b, fmt.Errorf("ledger: read %s from %d: %w", subject, next, ctx.Err())
 		}
 		switch m.Header.Get("Status") {
 		case "":
@@ -162,39 +164,54 @@ func (l *Log) Last(ctx context.Context, subject string) (uint64, error) {
 // so no late reply of one read can reach the next.
 type subPool struct {
 	mu   sync.Mutex
-	free []*nats.Subscription
+	free []*replySub
+}
+
+// replySub is a reply inbox whose channel holds one whole batch (and its
+// end marker): the next request goes out only after the last reply was
+// taken, so it never fills — unlike SubscribeSync's 64k-slot (512 KiB)
+// channel, which a pool of them would pay for in memory.
+type replySub struct {
+	sub *nats.Subscription
+	ch  chan *nats.Msg
 }
 
 const maxPooledSubs = 64
 
-func (p *subPool) get(nc *nats.Conn) (*nats.Subscription, error) {
+func (p *subPool) get(nc *nats.Conn) (*replySub, error) {
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
-		sub := p.free[n-1]
+		rs := p.free[n-1]
 		p.free = p.free[:n-1]
 		p.mu.Unlock()
-		return sub, nil
+		return rs, nil
 	}
 	p.mu.Unlock()
-	return nc.SubscribeSync(nc.NewInbox())
+	rs := &replySub{ch: make(chan *nats.Msg, readBatch+8)}
+	sub, err := nc.ChanSubscribe(nc.NewInbox(), rs.ch)
+	if err != nil {
+		return nil, err
+	}
+	rs.sub = sub
+	return rs, nil
 }
 
-func (p *subPool) put(sub *nats.Subscription, clean bool) {
+func (p *subPool) put(rs *replySub, clean bool) {
 	p.mu.Lock()
-	if clean && sub.IsValid() && len(p.free) < maxPooledSubs {
-		p.free = append(p.free, sub)
+	if clean && rs.sub.IsValid() && len(p.free) < maxPooledSubs {
+		p.free = append(p.free, rs)
 		p.mu.Unlock()
 		return
 	}
 	p.mu.Unlock()
-	sub.Unsubscribe()
+	rs.sub.Unsubscribe()
 }
 
 func (p *subPool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, sub := range p.free {
-		sub.Unsubscribe()
+	for _, rs := range p.free {
+		rs.sub.Unsubscribe()
 	}
 	p.free = nil
 }
