@@ -383,29 +383,45 @@ func (s *Session[T]) Flush(ctx context.Context) error {
 		s.mu.Unlock()
 		return err
 	}
-	events := s.unflushed
+	s.mu.Unlock()
+	if err := s.flush(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.sinceSnap >= s.st.cfg.snapshotEvery {
+		s.snapshotLocked()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// flush appends the deferred backlog and then extra (a session marker), one
+// flush at a time. A fenced session ends as lost; after another failure the
+// unappended backlog stays for the next flush (same ids: if the failed
+// append landed after all, the retry finds it instead of doubling it).
+func (s *Session[T]) flush(ctx context.Context, extra ...ledger.Event) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.mu.Lock()
+	backlog := s.unflushed
 	s.unflushed = nil
 	s.mu.Unlock()
+	events := append(slices.Clip(backlog), extra...)
 	if len(events) == 0 {
 		return nil
 	}
 	done, err := s.appendFlush(ctx, events)
 	switch {
 	case err == nil:
-		s.mu.Lock()
-		if s.sinceSnap >= s.st.cfg.snapshotEvery {
-			s.snapshotLocked()
-		}
-		s.mu.Unlock()
 		return nil
 	case errors.Is(err, ledger.ErrFenced):
 		s.lose(err)
 		return s.Err()
 	}
-	// Keep the rest for the next flush (same ids: if the failed append did
-	// land after all, the retry finds it instead of doubling it).
-	s.mu.Lock()
-	s.unflushed = append(events[done:], s.unflushed...)
-	s.mu.Unlock()
+	if done < len(backlog) {
+		s.mu.Lock()
+		s.unflushed = append(slices.Clone(backlog[done:]), s.unflushed...)
+		s.mu.Unlock()
+	}
 	return err
 }

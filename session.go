@@ -63,6 +63,7 @@ type Session[T any] struct {
 	claimers   int // trades waiting in claim
 	resync     bool
 	unflushed  []ledger.Event // deferred mode: applied in memory, not yet appended
+	flushMu    sync.Mutex     // one flush at a time: two would race for one fence
 	report     LoadReport
 	startLost  error     // set by lose while starting: StartSession must not return the session
 	doneOnce   sync.Once // done is closed once, by finish or a failed start
@@ -446,12 +447,9 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 		s.mu.Unlock()
 		return err
 	}
-	events := s.unflushed
-	s.unflushed = nil
 	s.mu.Unlock()
 
-	events = append(events, s.newEvent(ledger.TypeSessionEnded, nil, map[string]string{ledger.MetaReason: reason}))
-	if _, err := s.appendFlush(ctx, events); err != nil {
+	if err := s.flush(ctx, s.newEvent(ledger.TypeSessionEnded, nil, map[string]string{ledger.MetaReason: reason})); err != nil {
 		s.lose(fmt.Errorf("could not append session.ended: %w", err))
 		return s.Err()
 	}

@@ -340,3 +340,24 @@ func TestAForgedEventAfterASnapshotIsSkippedAsInAFullReplay(t *testing.T) {
 		t.Fatalf("the forged event was not reported: %+v", fromSnapshot.Report)
 	}
 }
+
+func TestDeferredEndRacingTheTimedFlushLosesNothing(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players", profileledger.WithDeferredWrites(time.Millisecond))
+	ctx := ctxT(t)
+	for round := range 30 {
+		key := fmt.Sprint("k", round)
+		s := start(t, st, key)
+		for range 20 {
+			if err := s.Mutate(ctx, "coin", addCoins(1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.End(ctx); err != nil {
+			t.Fatalf("round %d: End while the timed flush runs: %v", round, err)
+		}
+		if v, err := st.Get(ctx, key); err != nil || v.Data.Coins != 120 {
+			t.Fatalf("round %d: log has %d coins (%v), want 120", round, v.Data.Coins, err)
+		}
+	}
+}

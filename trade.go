@@ -144,28 +144,14 @@ func trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 // them), and an unknown earlier outcome is read back.
 func (s *Session[T]) prepareForTrade(ctx context.Context) error {
 	s.mu.Lock()
-	resync, events := s.resync, s.unflushed
-	s.unflushed = nil
+	resync := s.resync
 	s.mu.Unlock()
 	if resync {
 		if err := s.readPast(ctx, true); err != nil {
 			return err
 		}
 	}
-	if len(events) > 0 {
-		done, err := s.appendFlush(ctx, events)
-		if err != nil {
-			s.mu.Lock()
-			s.unflushed = append(events[done:], s.unflushed...)
-			s.mu.Unlock()
-			if errors.Is(err, ledger.ErrFenced) {
-				s.lose(err)
-				return s.Err()
-			}
-			return err
-		}
-	}
-	return nil
+	return s.flush(ctx)
 }
 
 func (s *Session[T]) committed() (staged[T], uint64) {
