@@ -54,7 +54,7 @@ func (st *Store[T]) Get(ctx context.Context, key string, opts ...ReadOption) (Vi
 		return View[T]{}, fmt.Errorf("profileledger: decode template: %w", err)
 	}
 	if l.doc != nil {
-		data, _, _, _, err := st.reconcile(l.doc)
+		data, _, _, err := st.reconcile(l.doc)
 		if err != nil {
 			return View[T]{}, fmt.Errorf("profileledger: profile %q: %w", key, err)
 		}

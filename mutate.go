@@ -139,7 +139,6 @@ type staged[T any] struct {
 	ev   *ledger.Event // nil: the request changes nothing
 	size int           // ev's encoded size
 	data T
-	raw  []byte
 	doc  any
 }
 
@@ -160,7 +159,7 @@ func (s *Session[T]) commit(batch []*request[T]) {
 			}
 		}
 		s.mu.Lock()
-		base := staged[T]{data: s.data, raw: s.raw, doc: s.doc}
+		base := staged[T]{data: s.data, doc: s.doc}
 		fence := s.fence
 		s.mu.Unlock()
 
@@ -203,7 +202,7 @@ func (s *Session[T]) commit(batch []*request[T]) {
 				ackAll(out, err)
 				return
 			}
-			s.data, s.raw, s.doc = cur.data, cur.raw, cur.doc
+			s.data, s.doc = cur.data, cur.doc
 			s.unflushed = append(s.unflushed, events...)
 			s.mu.Unlock()
 			ackAll(out, nil)
@@ -213,7 +212,7 @@ func (s *Session[T]) commit(batch []*request[T]) {
 		switch {
 		case err == nil:
 			s.mu.Lock()
-			s.data, s.raw, s.doc = cur.data, cur.raw, cur.doc
+			s.data, s.doc = cur.data, cur.doc
 			s.version, s.fence = last, last
 			s.sinceSnap += len(events)
 			if s.sinceSnap >= s.st.cfg.snapshotEvery {
@@ -313,8 +312,20 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 		if err := json.Unmarshal(raw, &w); err != nil {
 			return next, fmt.Errorf("%w: profile %q: the result does not fit the profile's type: %v", ErrInvalidInput, s.key, err)
 		}
-		ops = r.ops
-		next.data, next.raw, next.doc = w, raw, doc
+		// Keep the document the JSON form of the typed data (the typed
+		// diff of later mutations relies on it): if the ops left something
+		// T does not hold the same way (an unknown field, a removed field
+		// T still has), the same event records the difference.
+		norm, err := json.Marshal(w)
+		if err != nil {
+			return next, fmt.Errorf("%w: profile %q no longer encodes as JSON: %v", ErrInvalidInput, s.key, err)
+		}
+		ndoc, err := projector.Decode(norm)
+		if err != nil {
+			return next, fmt.Errorf("profileledger: decode profile %q: %w", s.key, err)
+		}
+		ops = append(slices.Clip(r.ops), projector.Diff(doc, ndoc)...)
+		next.data, next.doc = w, ndoc
 	}
 	if len(ops) == 0 {
 		return next, nil
@@ -331,19 +342,22 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 	return next, nil
 }
 
-// settle turns w, the data after a change, into its JSON form, document and
-// the ops from cur.
+// settle turns w, the data after a change, into the ops from cur and the
+// new document. The ops come from walking the two typed values
+// (projector.DiffValues), so a small change to a large profile does not pay
+// for encoding and diffing the whole document; cur.doc is always the JSON
+// form of cur.data, so the ops apply to it.
 func (s *Session[T]) settle(cur staged[T], w T) (next staged[T], ops []ledger.Op, err error) {
-	raw, err := json.Marshal(w)
+	ops, err = projector.DiffValues(cur.data, w)
 	if err != nil {
 		return next, nil, fmt.Errorf("%w: profile %q no longer encodes as JSON: %v", ErrInvalidInput, s.key, err)
 	}
-	doc, err := projector.Decode(raw)
+	doc, err := projector.Apply(cur.doc, ops)
 	if err != nil {
-		return next, nil, fmt.Errorf("profileledger: decode profile %q: %w", s.key, err)
+		return next, nil, fmt.Errorf("profileledger: profile %q: the document and the data disagree: %w", s.key, err)
 	}
-	next.data, next.raw, next.doc = w, raw, doc
-	return next, projector.Diff(cur.doc, doc), nil
+	next.data, next.doc = w, doc
+	return next, ops, nil
 }
 
 // claim gives the caller the session's commit rights (as a leader of the

@@ -51,8 +51,7 @@ type Session[T any] struct {
 	err        error
 	epoch      uint64
 	data       T      // committed data; replaced, never changed in place
-	raw        []byte // data's JSON form
-	doc        any    // the folded document (equal to raw as JSON)
+	doc        any    // the folded document: always the JSON form of data; never changed in place
 	version    uint64 // last event of the profile in the log
 	fence      uint64 // last message on the subject this session has read
 	lease      lease.Lease
@@ -259,7 +258,7 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 				return err
 			}
 		}
-		data, raw, doc, ops, err := st.reconcile(l.doc)
+		data, doc, ops, err := st.reconcile(l.doc)
 		if err != nil {
 			return fmt.Errorf("profileledger: profile %q: %w", s.key, err)
 		}
@@ -280,7 +279,7 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 			return err
 		}
 		s.mu.Lock()
-		s.epoch, s.data, s.raw, s.doc = epoch, data, raw, doc
+		s.epoch, s.data, s.doc = epoch, data, doc
 		s.version, s.fence = seq, seq
 		s.report = l.report
 		s.sinceSnap = l.report.Replayed + 1
@@ -323,27 +322,28 @@ func (pf *prefetched) result() *loaded {
 }
 
 // reconcile decodes doc over a copy of the template and returns the typed
-// data, its JSON form and document, and the ops that turn doc into it.
-func (st *Store[T]) reconcile(doc any) (data T, raw []byte, newDoc any, ops []ledger.Op, err error) {
+// data, its document (its JSON form), and the ops that turn doc into it.
+func (st *Store[T]) reconcile(doc any) (data T, newDoc any, ops []ledger.Op, err error) {
 	if err := json.Unmarshal(st.template, &data); err != nil {
-		return data, nil, nil, nil, fmt.Errorf("decode template: %w", err)
+		return data, nil, nil, fmt.Errorf("decode template: %w", err)
 	}
 	if doc != nil {
 		stored, err := projector.Encode(doc)
 		if err != nil {
-			return data, nil, nil, nil, err
+			return data, nil, nil, err
 		}
 		if err := json.Unmarshal(stored, &data); err != nil {
-			return data, nil, nil, nil, fmt.Errorf("%w: stored data does not fit the profile's type: %v", ErrBadEvent, err)
+			return data, nil, nil, fmt.Errorf("%w: stored data does not fit the profile's type: %v", ErrBadEvent, err)
 		}
 	}
-	if raw, err = json.Marshal(data); err != nil {
-		return data, nil, nil, nil, err
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return data, nil, nil, err
 	}
 	if newDoc, err = projector.Decode(raw); err != nil {
-		return data, nil, nil, nil, err
+		return data, nil, nil, err
 	}
-	return data, raw, newDoc, projector.Diff(doc, newDoc), nil
+	return data, newDoc, projector.Diff(doc, newDoc), nil
 }
 
 // Key returns the profile's key.
@@ -455,10 +455,14 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 	}
 	// Snapshot before the lease goes, so the next holder starts from it.
 	s.mu.Lock()
-	snap := s.snapshotValueLocked()
+	pending := s.snapshotValueLocked()
 	l := s.lease
 	s.mu.Unlock()
-	if err := s.st.snaps.Save(ctx, snap); err != nil {
+	snap, err := pending.encode()
+	if err == nil {
+		err = s.st.snaps.Save(ctx, snap)
+	}
+	if err != nil {
 		s.st.log.Warn("snapshot not saved at session end", logKey, s.key, logErr, err)
 	}
 	if err := s.st.leases.Release(ctx, l); err != nil {
@@ -618,7 +622,7 @@ func (s *Session[T]) readPast(ctx context.Context, fold bool) error {
 		return s.Err()
 	}
 	s.mu.Lock()
-	s.doc, s.raw, s.data = l.doc, raw, data
+	s.doc, s.data = l.doc, data
 	s.version, s.fence = max(s.version, l.version), l.fence
 	s.report.SkippedMessages = append(s.report.SkippedMessages, l.report.SkippedMessages...)
 	s.resync = false
@@ -626,10 +630,28 @@ func (s *Session[T]) readPast(ctx context.Context, fold bool) error {
 	return nil
 }
 
-// snapshotValueLocked returns a snapshot of the session's state.
-func (s *Session[T]) snapshotValueLocked() snapshots.Snapshot {
+// snapshotValueLocked returns the session's state for a snapshot: the
+// document itself, encoded later, outside the session's lock.
+func (s *Session[T]) snapshotValueLocked() pendingSnapshot {
 	s.sinceSnap = 0
-	return snapshots.Snapshot{Key: s.key, Version: s.fence, Epoch: s.epoch, Session: s.id, State: s.raw}
+	return pendingSnapshot{key: s.key, version: s.fence, epoch: s.epoch, session: s.id, doc: s.doc}
+}
+
+// pendingSnapshot is a snapshot not yet encoded. Its document is never
+// changed in place (projector.Apply copies on write), so it may be encoded
+// while the session goes on.
+type pendingSnapshot struct {
+	key, session   string
+	version, epoch uint64
+	doc            any
+}
+
+func (p pendingSnapshot) encode() (snapshots.Snapshot, error) {
+	state, err := projector.Encode(p.doc)
+	if err != nil {
+		return snapshots.Snapshot{}, err
+	}
+	return snapshots.Snapshot{Key: p.key, Version: p.version, Epoch: p.epoch, Session: p.session, State: state}, nil
 }
 
 // snapshotLocked saves a snapshot in the background.

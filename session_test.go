@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -359,5 +360,66 @@ func TestDeferredEndRacingTheTimedFlushLosesNothing(t *testing.T) {
 		if v, err := st.Get(ctx, key); err != nil || v.Data.Coins != 120 {
 			t.Fatalf("round %d: log has %d coins (%v), want 120", round, v.Data.Coins, err)
 		}
+	}
+}
+
+func TestMixedMutationsKeepTheLogAndTheDataInStep(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players", profileledger.WithSnapshotEvery(7))
+	ctx := ctxT(t)
+	s := start(t, st, "k")
+	r := rand.New(rand.NewPCG(8, 9))
+	for i := range 300 {
+		var err error
+		switch r.IntN(6) {
+		case 0:
+			err = s.Mutate(ctx, "m", func(p *Player) error { p.Coins += r.IntN(5); p.Name = fmt.Sprint("n", r.IntN(3)); return nil })
+		case 1:
+			err = s.Mutate(ctx, "m", func(p *Player) error {
+				p.Stats[fmt.Sprint("s", r.IntN(4))] = r.IntN(3)
+				if r.IntN(3) == 0 {
+					delete(p.Stats, fmt.Sprint("s", r.IntN(4)))
+				}
+				return nil
+			})
+		case 2:
+			err = s.Mutate(ctx, "m", func(p *Player) error {
+				if len(p.Inventory) > 0 && r.IntN(2) == 0 {
+					p.Inventory = p.Inventory[1:]
+				} else {
+					p.Inventory = append(p.Inventory, fmt.Sprint("i", i))
+				}
+				return nil
+			})
+		case 3: // T still has "level": the document must get it back
+			err = s.Apply(ctx, "a", profileledger.Remove("/level"))
+		case 4: // T has no "extra": the document must drop it
+			err = s.Apply(ctx, "a", profileledger.Add("/extra", i), profileledger.Inc("/coins", 1))
+		case 5:
+			err = s.Apply(ctx, "a", profileledger.Set("/stats", map[string]int{"z": i}))
+		}
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	want := s.Data()
+	full, err := st.Get(ctx, "k", profileledger.AtTime(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromSnap, err := st.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(full.Data) != fmt.Sprint(want) || fmt.Sprint(fromSnap.Data) != fmt.Sprint(want) {
+		t.Fatalf("session %+v\nfull replay %+v\nfrom snapshot %+v", want, full.Data, fromSnap.Data)
+	}
+	if err := s.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A new session (from the end snapshot) continues from the same data.
+	s2 := start(t, st, "k")
+	if fmt.Sprint(s2.Data()) != fmt.Sprint(want) {
+		t.Fatalf("next session %+v, want %+v", s2.Data(), want)
 	}
 }

@@ -315,7 +315,7 @@ func (st *Store[T]) flushLoop() {
 
 // saveSnapshot writes a snapshot in the background (snapshots are derived
 // data: a failure is logged, never fatal).
-func (st *Store[T]) saveSnapshot(snap snapshots.Snapshot) {
+func (st *Store[T]) saveSnapshot(p pendingSnapshot) {
 	st.mu.Lock()
 	if st.ctx.Err() != nil {
 		st.mu.Unlock()
@@ -327,8 +327,12 @@ func (st *Store[T]) saveSnapshot(snap snapshots.Snapshot) {
 		defer st.wg.Done()
 		ctx, cancel := context.WithTimeout(st.ctx, ledger.DefaultTimeout)
 		defer cancel()
-		if err := st.snaps.Save(ctx, snap); err != nil {
-			st.log.Warn("snapshot not saved", logKey, snap.Key, logSeq, snap.Version, logErr, err)
+		snap, err := p.encode()
+		if err == nil {
+			err = st.snaps.Save(ctx, snap)
+		}
+		if err != nil {
+			st.log.Warn("snapshot not saved", logKey, p.key, logSeq, p.version, logErr, err)
 		}
 	}()
 }

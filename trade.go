@@ -157,13 +157,13 @@ func (s *Session[T]) prepareForTrade(ctx context.Context) error {
 func (s *Session[T]) committed() (staged[T], uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return staged[T]{data: s.data, raw: s.raw, doc: s.doc}, s.fence
+	return staged[T]{data: s.data, doc: s.doc}, s.fence
 }
 
 func (s *Session[T]) commitTrade(n staged[T], seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.data, s.raw, s.doc = n.data, n.raw, n.doc
+	s.data, s.doc = n.data, n.doc
 	s.version, s.fence = seq, seq
 	s.sinceSnap++
 	if s.sinceSnap >= s.st.cfg.snapshotEvery {

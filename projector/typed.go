@@ -1,0 +1,436 @@
+package projector
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/profileledger/profileledger/ledger"
+)
+
+// DiffValues returns ops that turn the JSON form of old into the JSON form
+// of new, where old and new are Go values of one type, as encoding/json
+// would marshal them: Equal(Apply(Decode(Marshal(old)), ops),
+// Decode(Marshal(new))) holds. It walks the two values instead of encoding
+// and diffing whole documents, so a change to one field of a large profile
+// costs the walk, not the encoding of every byte. Parts it does not model
+// exactly — types with their own MarshalJSON or MarshalText, embedded
+// structs, the ",string" and "omitzero" options, maps without string keys —
+// are compared by their encodings and replaced whole when they differ.
+//
+// It is pure. The error is encoding/json's, for values it cannot marshal.
+func DiffValues(old, new any) ([]ledger.Op, error) {
+	ov, nv := reflect.ValueOf(old), reflect.ValueOf(new)
+	if ov.Type() != nv.Type() {
+		return nil, fmt.Errorf("projector: DiffValues of %v and %v", ov.Type(), nv.Type())
+	}
+	d := &typedDiffer{}
+	if err := d.diff(ov, nv, nil, 0); err != nil {
+		return nil, err
+	}
+	return d.ops, nil
+}
+
+type typedDiffer struct {
+	ops []ledger.Op
+}
+
+// seg is one step of a path, built into a JSON Pointer only when an op is
+// emitted: walking a large unchanged map costs no string per entry.
+type seg struct {
+	parent *seg
+	tok    string // an object member's name, unescaped
+	idx    int    // an array index, if tok is ""
+	isIdx  bool
+	end    bool // "/-"
+}
+
+func (p *seg) String() string {
+	if p == nil {
+		return ""
+	}
+	var part string
+	switch {
+	case p.end:
+		part = "-"
+	case p.isIdx:
+		part = strconv.Itoa(p.idx)
+	default:
+		part = escapeToken(p.tok)
+	}
+	return p.parent.String() + "/" + part
+}
+
+// maxTypedDepth stops the walk of a cyclic value; encoding/json fails on
+// those, and so does the fallback it leads to.
+const maxTypedDepth = 1000
+
+var (
+	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+func (d *typedDiffer) replace(path *seg, v reflect.Value) error {
+	raw, err := marshalValue(v)
+	if err != nil {
+		return err
+	}
+	d.ops = append(d.ops, ledger.Op{Op: "replace", Path: path.String(), Value: raw})
+	return nil
+}
+
+func (d *typedDiffer) add(path *seg, v reflect.Value) error {
+	raw, err := marshalValue(v)
+	if err != nil {
+		return err
+	}
+	d.ops = append(d.ops, ledger.Op{Op: "add", Path: path.String(), Value: raw})
+	return nil
+}
+
+func marshalValue(v reflect.Value) (json.RawMessage, error) {
+	if !v.IsValid() {
+		return json.RawMessage("null"), nil
+	}
+	return json.Marshal(v.Interface())
+}
+
+// whole compares two values by their encodings and replaces the path when
+// they differ: the fallback for what the walk does not model.
+func (d *typedDiffer) whole(o, n reflect.Value, path *seg) error {
+	ob, err := marshalValue(o)
+	if err != nil {
+		return err
+	}
+	nb, err := marshalValue(n)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(ob, nb) {
+		return nil
+	}
+	d.ops = append(d.ops, ledger.Op{Op: "replace", Path: path.String(), Value: nb})
+	return nil
+}
+
+var marshalerCache sync.Map // reflect.Type -> bool
+
+// customMarshaler reports whether t (or *t) marshals itself.
+func customMarshaler(t reflect.Type) bool {
+	if c, ok := marshalerCache.Load(t); ok {
+		return c.(bool)
+	}
+	m := t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) ||
+		reflect.PointerTo(t).Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType)
+	marshalerCache.Store(t, m)
+	return m
+}
+
+func (d *typedDiffer) diff(o, n reflect.Value, path *seg, depth int) error {
+	if depth > maxTypedDepth {
+		return d.whole(o, n, path)
+	}
+	t := o.Type()
+	if customMarshaler(t) {
+		return d.whole(o, n, path)
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		if o.Bool() != n.Bool() {
+			return d.replace(path, n)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if o.Int() != n.Int() {
+			return d.replace(path, n)
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if o.Uint() != n.Uint() {
+			return d.replace(path, n)
+		}
+	case reflect.Float32, reflect.Float64:
+		// Compare as encoding/json would write them (-0 and 0 differ there).
+		return d.whole(o, n, path)
+	case reflect.String:
+		if o.String() != n.String() {
+			return d.replace(path, n)
+		}
+	case reflect.Pointer:
+		switch {
+		case o.IsNil() && n.IsNil():
+		case o.IsNil() || n.IsNil():
+			return d.replace(path, n)
+		case o.Pointer() == n.Pointer():
+			// The same memory: equal (a deep copy never shares it, but a
+			// value and itself do).
+		default:
+			return d.diff(o.Elem(), n.Elem(), path, depth+1)
+		}
+	case reflect.Interface:
+		switch {
+		case o.IsNil() && n.IsNil():
+		case o.IsNil() || n.IsNil() || o.Elem().Type() != n.Elem().Type():
+			return d.replace(path, n)
+		default:
+			return d.diff(o.Elem(), n.Elem(), path, depth+1)
+		}
+	case reflect.Struct:
+		fields, ok := structFields(t)
+		if !ok {
+			return d.whole(o, n, path)
+		}
+		for _, f := range fields {
+			of, nf := o.Field(f.index), n.Field(f.index)
+			p := &seg{parent: path, tok: f.name}
+			if f.omitEmpty {
+				oe, ne := isEmptyValue(of), isEmptyValue(nf)
+				switch {
+				case oe && ne:
+					continue
+				case oe:
+					if err := d.add(p, nf); err != nil {
+						return err
+					}
+					continue
+				case ne:
+					d.ops = append(d.ops, ledger.Op{Op: "remove", Path: p.String()})
+					continue
+				}
+			}
+			if err := d.diff(of, nf, p, depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if t.Key().Kind() != reflect.String || customMarshaler(t.Key()) {
+			return d.whole(o, n, path)
+		}
+		switch {
+		case o.IsNil() && n.IsNil():
+			return nil
+		case o.IsNil() || n.IsNil():
+			return d.replace(path, n)
+		case o.Pointer() == n.Pointer():
+			return nil
+		}
+		return d.diffMap(o, n, path, depth)
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 && !customMarshaler(t.Elem()) {
+			return d.whole(o, n, path) // []byte is a base64 string
+		}
+		switch {
+		case o.IsNil() && n.IsNil():
+			return nil
+		case o.IsNil() || n.IsNil():
+			return d.replace(path, n)
+		case o.Len() == n.Len() && (o.Len() == 0 || o.Pointer() == n.Pointer()):
+			return nil
+		}
+		return d.diffSequence(o, n, path, depth)
+	case reflect.Array:
+		return d.diffSequence(o, n, path, depth)
+	default:
+		// Channels, functions, complex numbers: encoding/json refuses them.
+		return d.whole(o, n, path)
+	}
+	return nil
+}
+
+// diffMap diffs two maps with string keys: changed and added keys in one
+// pass over new, removed ones in a pass over old. The ops of each key are
+// kept together and put in key order, so the output is deterministic.
+func (d *typedDiffer) diffMap(o, n reflect.Value, path *seg, depth int) error {
+	type span struct {
+		key        string
+		start, end int
+	}
+	var spans []span
+	mapStart := len(d.ops)
+	t := n.Type()
+	key, val := reflect.New(t.Key()).Elem(), reflect.New(t.Elem()).Elem()
+	for it := n.MapRange(); it.Next(); {
+		key.SetIterKey(it)
+		val.SetIterValue(it)
+		k := key.String()
+		if !utf8.ValidString(k) {
+			// encoding/json writes invalid UTF-8 as U+FFFD, and two such
+			// keys may collide: compare this map by its encoding.
+			d.ops = d.ops[:mapStart]
+			return d.whole(o, n, path)
+		}
+		start := len(d.ops)
+		ov := o.MapIndex(key)
+		if ov.IsValid() && leafEqual(ov, val) {
+			continue // the common case in a large map: nothing to build
+		}
+		p := &seg{parent: path, tok: k}
+		var err error
+		if !ov.IsValid() {
+			err = d.add(p, val)
+		} else {
+			err = d.diff(ov, val, p, depth+1)
+		}
+		if err != nil {
+			return err
+		}
+		if len(d.ops) > start {
+			spans = append(spans, span{k, start, len(d.ops)})
+		}
+	}
+	for it := o.MapRange(); it.Next(); {
+		key.SetIterKey(it)
+		k := key.String()
+		if !utf8.ValidString(k) {
+			d.ops = d.ops[:mapStart]
+			return d.whole(o, n, path)
+		}
+		if !n.MapIndex(key).IsValid() {
+			start := len(d.ops)
+			d.ops = append(d.ops, ledger.Op{Op: "remove", Path: (&seg{parent: path, tok: k}).String()})
+			spans = append(spans, span{k, start, len(d.ops)})
+		}
+	}
+	if len(spans) > 1 {
+		base := spans[0].start
+		all := slices.Clone(d.ops[base:])
+		slices.SortFunc(spans, func(a, b span) int { return strings.Compare(a.key, b.key) })
+		d.ops = d.ops[:base]
+		for _, sp := range spans {
+			d.ops = append(d.ops, all[sp.start-base:sp.end-base]...)
+		}
+	}
+	return nil
+}
+
+// leafEqual reports whether two values of a plain scalar kind are equal (and
+// so encode alike); false for anything else, which then takes the full walk.
+func leafEqual(a, b reflect.Value) bool {
+	switch a.Kind() {
+	case reflect.String:
+		return a.String() == b.String() && !customMarshaler(a.Type())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return a.Int() == b.Int() && !customMarshaler(a.Type())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return a.Uint() == b.Uint() && !customMarshaler(a.Type())
+	case reflect.Bool:
+		return a.Bool() == b.Bool() && !customMarshaler(a.Type())
+	}
+	return false
+}
+
+// diffSequence diffs the common elements in place, then appends what new
+// has beyond old, or removes what old has beyond new (from the end).
+func (d *typedDiffer) diffSequence(o, n reflect.Value, path *seg, depth int) error {
+	common := min(o.Len(), n.Len())
+	for i := range common {
+		if err := d.diff(o.Index(i), n.Index(i), &seg{parent: path, idx: i, isIdx: true}, depth+1); err != nil {
+			return err
+		}
+	}
+	for i := common; i < n.Len(); i++ {
+		if err := d.add(&seg{parent: path, end: true}, n.Index(i)); err != nil {
+			return err
+		}
+	}
+	for i := o.Len() - 1; i >= common; i-- {
+		d.ops = append(d.ops, ledger.Op{Op: "remove", Path: (&seg{parent: path, idx: i, isIdx: true}).String()})
+	}
+	return nil
+}
+
+// typedField is one struct field as encoding/json encodes it.
+type typedField struct {
+	index     int
+	name      string
+	omitEmpty bool
+}
+
+var fieldCache sync.Map // reflect.Type -> []typedField, or nil if not modelled
+
+// structFields lists t's encoded fields, or reports false when t uses
+// something the walk does not model (embedded fields, ",string",
+// "omitzero", or two fields with one name).
+func structFields(t reflect.Type) ([]typedField, bool) {
+	if c, ok := fieldCache.Load(t); ok {
+		fs := c.([]typedField)
+		return fs, fs != nil
+	}
+	var fields []typedField
+	seen := map[string]bool{}
+	ok := true
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if sf.Anonymous {
+			ok = false
+			break
+		}
+		if !sf.IsExported() {
+			continue
+		}
+		tag := sf.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" || !validTagName(name) {
+			name = sf.Name
+		}
+		omit := false
+		for _, o := range strings.Split(opts, ",") {
+			switch o {
+			case "omitempty":
+				omit = true
+			case "string", "omitzero":
+				ok = false
+			}
+		}
+		if !ok || seen[name] {
+			ok = false
+			break
+		}
+		seen[name] = true
+		fields = append(fields, typedField{index: i, name: name, omitEmpty: omit})
+	}
+	if !ok {
+		fields = nil
+	} else if fields == nil {
+		fields = []typedField{}
+	}
+	fieldCache.Store(t, fields)
+	return fields, ok
+}
+
+// validTagName is encoding/json's isValidTag.
+func validTagName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case strings.ContainsRune("!#$%&()*+-./:;<=>?@[]^_{|}~ ", c):
+		case !unicode.IsLetter(c) && !unicode.IsDigit(c):
+			return false
+		}
+	}
+	return true
+}
+
+// isEmptyValue is encoding/json's omitempty test.
+func isEmptyValue(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Interface, reflect.Pointer:
+		return v.IsZero()
+	}
+	return false
+}
