@@ -1,8 +1,11 @@
-// Command profileledger runs the profileledger demo and a development NATS
-// server.
+// Command profileledger runs the profileledger demo, a development NATS
+// server, the benchmark, and the operator commands.
 //
-//	profileledger demo    simulated game servers hand players around, one crashes; every write is checked
+//	profileledger demo    simulated game servers hand players around and trade, one crashes; every write is checked
 //	profileledger serve   an embedded NATS server with JetStream, for development and single-node use
+//	profileledger bench   the performance figures, each against a baseline measured in the same run
+//	profileledger audit   check every profile of a store: log invariants, every snapshot against the log
+//	profileledger trades  a profile's trades: the other profile and what moved on both sides
 //
 // Run "profileledger <command> -h" for a command's flags. The exit status is
 // 0 on success, 1 if the command failed (for demo: if any check failed) and
