@@ -3,9 +3,7 @@ package projector
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"unsafe"
 )
@@ -13,40 +11,14 @@ import (
 // Decode parses JSON into a document: nil, bool, json.Number, string, []any
 // or map[string]any, nested. Numbers stay json.Number, so no digit is lost.
 // Anything after the first JSON value, other than white space, is an error.
+// Decode accepts what encoding/json accepts and decodes it as encoding/json
+// does (invalid UTF-8 and lone surrogates become U+FFFD, a later duplicate
+// key wins), failing with the same messages; an input that ends early is
+// io.ErrUnexpectedEOF.
 func Decode(data []byte) (any, error) {
 	v, err := decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("projector: decode: %w", err)
-	}
-	return v, nil
-}
-
-// decode is Decode without the error prefix, for callers that add their own.
-func decode(data []byte) (any, error) {
-	// Fast path for the commonest op values: a bare number or literal.
-	switch s := string(bytes.Trim(data, " \t\r\n")); s {
-	case "null":
-		return nil, nil
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
-	default:
-		if _, ok := parseDecimal(s); ok {
-			return json.Number(s), nil
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("trailing data after the JSON value")
 	}
 	return v, nil
 }
