@@ -173,12 +173,19 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 	}
 }
 
+// leaseAttemptTimeout bounds one lease read or write while starting.
+const leaseAttemptTimeout = 2 * time.Second
+
 // acquire gets the lease of token, by create, hand-over, expiry or steal.
 // free says that nobody held it: it was created at the first look.
 func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record, sc sessionConfig) (l lease.Lease, free bool, err error) {
 	poll := min(max(st.leases.TTL()/10, 20*time.Millisecond), 250*time.Millisecond)
 	for attempt := 0; ; attempt++ {
-		l, err := st.leases.Acquire(ctx, token, rec)
+		// One attempt must not wait for a reply that was lost until the
+		// caller's deadline: bound it, and try again.
+		actx, cancel := context.WithTimeout(ctx, leaseAttemptTimeout)
+		l, err := st.leases.Acquire(actx, token, rec)
+		cancel()
 		if err == nil {
 			return l, attempt == 0, nil
 		}
@@ -200,11 +207,16 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 		case sc.noWait:
 			return lease.Lease{}, false, fmt.Errorf("%w: %w", ErrLocked, held)
 		case sc.steal:
-			l, err := st.leases.Steal(ctx, token, cur.Revision, rec)
-			if errors.Is(err, lease.ErrLost) {
-				continue // it changed under us; look again
+			actx, cancel := context.WithTimeout(ctx, leaseAttemptTimeout)
+			l, err := st.leases.Steal(actx, token, cur.Revision, rec)
+			cancel()
+			if err == nil {
+				return l, false, nil
 			}
-			return l, false, err
+			if !errors.Is(err, lease.ErrLost) && ctx.Err() != nil {
+				return lease.Lease{}, false, err
+			}
+			continue // it changed under us, or the reply was lost: look again
 		}
 		hctx, cancel := context.WithTimeout(ctx, st.cfg.handoverTimeout)
 		reply, err := lease.RequestHandover(hctx, st.nc, cur, st.cfg.node)
@@ -246,9 +258,16 @@ func (st *Store[T]) releaseQuietly(l lease.Lease) {
 // session.started fence. A stale read (someone appended after our load,
 // without a newer epoch) is re-read a few times; a newer epoch is returned
 // as ErrFenced.
+//
+// After a steal the old holder may go on appending until its next lease
+// renewal tells it it was stolen; the fence keeps failing until then, so
+// begin keeps trying until ctx ends.
 func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 	st := s.st
-	for range 5 {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && !retry.Sleep(ctx, retry.Backoff(attempt, time.Millisecond, 50*time.Millisecond)) {
+			return fmt.Errorf("profileledger: start session of %q: the log kept moving under the load: %w", s.key, ctx.Err())
+		}
 		var l loaded
 		if pre != nil {
 			l, pre = *pre, nil
@@ -289,7 +308,6 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("profileledger: start session of %q: the log keeps moving under the load", s.key)
 }
 
 // prefetched is a load started before the lease was won.
@@ -447,8 +465,17 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 		s.mu.Unlock()
 		return err
 	}
+	resync := s.resync
 	s.mu.Unlock()
 
+	if resync {
+		// An earlier append's outcome is unknown: fold it in if it landed,
+		// so session.ended is fenced on the log as it is.
+		if err := s.readPast(ctx, true); err != nil {
+			s.lose(fmt.Errorf("could not read back an unknown outcome before ending: %w", err))
+			return s.Err()
+		}
+	}
 	if err := s.flush(ctx, s.newEvent(ledger.TypeSessionEnded, nil, map[string]string{ledger.MetaReason: reason})); err != nil {
 		s.lose(fmt.Errorf("could not append session.ended: %w", err))
 		return s.Err()
@@ -474,10 +501,22 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 		final = ErrHandedOver
 	}
 	s.mu.Lock()
+	if s.state == stateDone { // lost meanwhile: that is what it is
+		err := s.err
+		s.mu.Unlock()
+		return err
+	}
 	s.state, s.err = stateDone, final
 	s.mu.Unlock()
 	s.finish()
 	return final
+}
+
+// ending reports whether End (or a hand-over, or Close) is under way.
+func (s *Session[T]) ending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == stateEnding
 }
 
 // lose ends the session as lost because of cause.
@@ -660,28 +699,56 @@ func (s *Session[T]) snapshotLocked() {
 }
 
 // renew renews the session's lease; see Store.renewLoop.
-func (s *Session[T]) renew(ctx context.Context, timeout time.Duration) {
-	s.mu.Lock()
-	if s.state == stateDone || s.state == stateEnding {
-		s.mu.Unlock()
-		return
-	}
-	l, last := s.lease, s.renewedAt
-	s.mu.Unlock()
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	nl, err := s.st.leases.Renew(rctx, l)
-	cancel()
-	switch {
-	case err == nil:
+//
+// An attempt gets a third of the TTL; a failed one is retried at once with
+// Reclaim (a lost reply may have moved the revision: read it back, write
+// again) until a whole TTL has passed since the last renewal that succeeded.
+func (s *Session[T]) renew(ctx context.Context) {
+	ttl := s.st.leases.TTL()
+	for attempt := 0; ; attempt++ {
 		s.mu.Lock()
-		if s.lease.Revision == l.Revision {
-			s.lease, s.renewedAt = nl, time.Now()
+		if s.state == stateDone || s.state == stateEnding {
+			s.mu.Unlock()
+			return
 		}
+		l, last := s.lease, s.renewedAt
 		s.mu.Unlock()
-	case errors.Is(err, lease.ErrLost):
-		s.lose(fmt.Errorf("lease taken by another session: %w", err))
-	case ctx.Err() != nil:
-	case time.Since(last) >= s.st.leases.TTL():
-		s.lose(fmt.Errorf("lease not renewed for %v: %w", s.st.leases.TTL(), err))
+		left := ttl - time.Since(last)
+		if left <= 0 {
+			s.lose(fmt.Errorf("lease not renewed for %v", ttl))
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, min(ttl/3, left))
+		var nl lease.Lease
+		var err error
+		if attempt == 0 {
+			nl, err = s.st.leases.Renew(rctx, l)
+		} else {
+			nl, err = s.st.leases.Reclaim(rctx, l)
+		}
+		cancel()
+		switch {
+		case err == nil:
+			s.mu.Lock()
+			if s.lease.Revision == l.Revision {
+				s.lease, s.renewedAt = nl, time.Now()
+			}
+			s.mu.Unlock()
+			return
+		case s.ending():
+			return // End releases the lease itself; its fence settles the rest
+		case errors.Is(err, lease.ErrLost):
+			s.lose(fmt.Errorf("lease taken by another session: %w", err))
+			return
+		case ctx.Err() != nil:
+			return
+		}
+		if time.Since(last) >= ttl {
+			s.lose(fmt.Errorf("lease not renewed for %v: %w", ttl, err))
+			return
+		}
+		if !retry.Sleep(ctx, retry.Backoff(attempt+1, 5*time.Millisecond, 50*time.Millisecond)) {
+			return
+		}
 	}
 }

@@ -279,7 +279,7 @@ func (st *Store[T]) renewLoop() {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				s.renew(st.ctx, every)
+				s.renew(st.ctx)
 			})
 		}
 		wg.Wait()

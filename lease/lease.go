@@ -189,21 +189,41 @@ func (b *Bucket) Steal(ctx context.Context, key string, rev uint64, rec Record) 
 }
 
 // Renew rewrites the caller's lease, restarting its TTL. It fails with
-// ErrLost if the lease is no longer the caller's.
+// ErrLost if the lease is no longer the caller's. A write whose reply was
+// lost moves the revision: when the compare-and-set fails, Renew reads the
+// lease and, if the record is still the caller's, writes again at the
+// revision it finds.
 func (b *Bucket) Renew(ctx context.Context, l Lease) (Lease, error) {
-	n, err := b.put(ctx, l.Key, l.Revision, l.Record)
-	if errors.Is(err, ErrLost) {
-		// A renewal whose ack was lost has moved the revision: if the record
-		// is still ours, adopt its revision and write again.
-		cur, held, gerr := b.Get(ctx, l.Key)
-		if gerr != nil {
-			return l, gerr
+	return b.renew(ctx, l, false)
+}
+
+// Reclaim is Renew after an attempt whose outcome is unknown: it reads the
+// lease first (two round trips, where a compare-and-set on a revision the
+// lost write moved would take three).
+func (b *Bucket) Reclaim(ctx context.Context, l Lease) (Lease, error) {
+	return b.renew(ctx, l, true)
+}
+
+func (b *Bucket) renew(ctx context.Context, l Lease, look bool) (Lease, error) {
+	rev := l.Revision
+	for range 4 {
+		if look {
+			cur, held, err := b.Get(ctx, l.Key)
+			if err != nil {
+				return l, err
+			}
+			if !held || cur.Record.Session != l.Record.Session {
+				return l, fmt.Errorf("%w: %s is no longer held by %s", ErrLost, l.Key, l.Record.Session)
+			}
+			rev = cur.Revision
 		}
-		if held && cur.Record.Session == l.Record.Session {
-			return b.put(ctx, l.Key, cur.Revision, l.Record)
+		n, err := b.put(ctx, l.Key, rev, l.Record)
+		if !errors.Is(err, ErrLost) {
+			return n, err
 		}
+		look = true // the revision moved: perhaps by our own write whose reply was lost
 	}
-	return n, err
+	return l, fmt.Errorf("%w: %s keeps changing under renewal", ErrLost, l.Key)
 }
 
 // Release deletes the caller's lease. It fails with ErrLost if the lease is
