@@ -3,10 +3,8 @@ package audit
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -112,48 +110,4 @@ func (h *historyReader) close() {
 		h.sub.Unsubscribe()
 		h.sub = nil
 	}
-}
-
-// lastFromLeader returns the sequence of the last message on subject in
-// stream, 0 if none, as the stream's leader knows it (a direct get may be
-// answered by a replica that is behind).
-func lastFromLeader(ctx context.Context, nc *nats.Conn, api, stream, subject string) (uint64, error) {
-	req, _ := json.Marshal(struct {
-		LastFor string `json:"last_by_subj"`
-	}{subject})
-	m, err := nc.RequestWithContext(ctx, api+"STREAM.MSG.GET."+stream, req)
-	if err != nil {
-		return 0, fmt.Errorf("audit: last of %s: %w", subject, err)
-	}
-	var resp struct {
-		Message *struct {
-			Seq uint64 `json:"seq"`
-		} `json:"message"`
-		Error *jetstream.APIError `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return 0, fmt.Errorf("audit: last of %s: %w", subject, err)
-	}
-	switch {
-	case resp.Error != nil && (resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound || errors.Is(resp.Error, jetstream.ErrMsgNotFound)):
-		return 0, nil
-	case resp.Error != nil:
-		return 0, fmt.Errorf("audit: last of %s: %w", subject, resp.Error)
-	case resp.Message == nil:
-		return 0, fmt.Errorf("audit: last of %s: empty answer", subject)
-	}
-	return resp.Message.Seq, nil
-}
-
-// apiPrefix returns the JetStream API prefix js sends requests to, with its
-// trailing dot.
-func apiPrefix(js jetstream.JetStream) string {
-	o := js.Options()
-	switch {
-	case o.Domain != "":
-		return "$JS." + o.Domain + ".API."
-	case o.APIPrefix != "":
-		return strings.TrimSuffix(o.APIPrefix, ".") + "."
-	}
-	return jetstream.DefaultAPIPrefix
 }

@@ -109,7 +109,7 @@ func Store(ctx context.Context, js jetstream.JetStream, store string, opts ...Op
 		bucket     = n.Snapshots
 		kvStream   = names.KVStream(bucket)
 		kvPrefix   = "$KV." + bucket + "."
-		api        = apiPrefix(js)
+		api        = names.APIPrefix(js)
 	)
 
 	stream, err := js.Stream(ctx, streamName)
@@ -253,7 +253,7 @@ func catchUp(ctx context.Context, log *ledger.Log, js jetstream.JetStream, api, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
 	defer cancel()
-	leader, err := lastFromLeader(ctx, js.Conn(), api, stream, subject)
+	leader, err := log.LastFromLeader(ctx, subject)
 	if err != nil {
 		return err
 	}

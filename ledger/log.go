@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/profileledger/profileledger/internal/names"
 	"github.com/profileledger/profileledger/internal/retry"
 	"strconv"
 	"time"
@@ -29,6 +30,7 @@ type Log struct {
 	nc       *nats.Conn
 	stream   jetstream.Stream
 	name     string
+	api      string // JetStream API prefix, with its trailing dot
 	maxEvent int
 	subs     subPool
 }
@@ -40,7 +42,7 @@ func (l *Log) Close() { l.subs.close() }
 // NewLog returns a Log over st. Events whose encoding is over maxEvent bytes
 // are refused with ErrTooLarge before anything is sent.
 func NewLog(js jetstream.JetStream, st jetstream.Stream, maxEvent int) *Log {
-	return &Log{js: js, nc: js.Conn(), stream: st, name: st.CachedInfo().Config.Name, maxEvent: maxEvent}
+	return &Log{js: js, nc: js.Conn(), stream: st, name: st.CachedInfo().Config.Name, api: names.APIPrefix(js), maxEvent: maxEvent}
 }
 
 // MaxEventSize is the largest encoded event the log accepts.

@@ -84,7 +84,7 @@ func (l *Log) readBatch(ctx context.Context, sub *replySub, subject string, next
 		Batch   int    `json:"batch"`
 		UpToSeq uint64 `json:"up_to_seq,omitempty"`
 	}{next, subject, readBatch, upTo})
-	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+l.name, sub.sub.Subject, req); err != nil {
+	if err := l.nc.PublishRequest(l.api+"DIRECT.GET."+l.name, sub.sub.Subject, req); err != nil {
 		return batchResult{}, fmt.Errorf("ledger: read %s: %w", subject, err)
 	}
 	var b batchResult
@@ -228,7 +228,7 @@ func (l *Log) LastFromLeader(ctx context.Context, subject string) (uint64, error
 	req, _ := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`
 	}{subject})
-	m, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.name, req)
+	m, err := l.nc.RequestWithContext(ctx, l.api+"STREAM.MSG.GET."+l.name, req)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: last of %s: %w", subject, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/profileledger/profileledger/internal/names"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -130,7 +131,7 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, cfg KVConfig) (*KV, err
 	return &KV{
 		kv:            kv,
 		nc:            js.Conn(),
-		msgGetSubject: apiPrefix(js) + "STREAM.MSG.GET.KV_" + cfg.Bucket,
+		msgGetSubject: names.APIPrefix(js) + "STREAM.MSG.GET." + names.KVStream(cfg.Bucket),
 		subjectPrefix: "$KV." + cfg.Bucket + ".",
 		timeout:       timeout,
 		history:       cfg.History,

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,18 +53,6 @@ func (m *storedMsg) isMarker() bool {
 		return false
 	}
 	return h.Get(kvOperationHeader) != "" || h.Get(markerReason) != ""
-}
-
-// apiPrefix returns the JetStream API prefix js sends requests to.
-func apiPrefix(js jetstream.JetStream) string {
-	o := js.Options()
-	switch {
-	case o.Domain != "":
-		return "$JS." + o.Domain + ".API."
-	case o.APIPrefix != "":
-		return strings.TrimSuffix(o.APIPrefix, ".") + "."
-	}
-	return jetstream.DefaultAPIPrefix
 }
 
 // getMsg asks the stream leader for one message; it returns nil, nil if

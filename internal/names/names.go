@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // MaxStoreLen is the longest store name accepted.
@@ -75,6 +77,20 @@ func (n Names) ControlAll(id string) string { return "pl." + n.Store + ".ctl." +
 
 // Control is the hand-over subject of one profile held by Store id.
 func (n Names) Control(id, token string) string { return "pl." + n.Store + ".ctl." + id + "." + token }
+
+// APIPrefix returns the JetStream API prefix js sends its requests to, with
+// its trailing dot ("$JS.API.", or a domain's or a custom prefix): the raw
+// requests (direct gets, leader reads) must go where js's own do.
+func APIPrefix(js jetstream.JetStream) string {
+	o := js.Options()
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	return jetstream.DefaultAPIPrefix
+}
 
 // KVStream is the stream behind a KV bucket.
 func KVStream(bucket string) string { return "KV_" + bucket }
