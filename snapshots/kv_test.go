@@ -135,7 +135,7 @@ func TestOpenKVChecksConfig(t *testing.T) {
 
 func TestKVSurvivesRestart(t *testing.T) {
 	srv := natstest.Run(t, natstest.SyncAlways())
-	_, js := natstest.Connect(t, srv.URL())
+	nc, js := natstest.Connect(t, srv.URL())
 	ctx := testContext(t)
 	kv := openKV(t, js, snapshots.KVConfig{Bucket: "SNAP"})
 	want := snapshots.Snapshot{Key: "user:1", Version: 7, Epoch: 2, State: []byte(`{"coins":3}`)}
@@ -143,6 +143,14 @@ func TestKVSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Restart(t)
+	// A request written before the client notices the restart is lost with
+	// the old socket: use the connection once a round trip proves it new.
+	for deadline := time.Now().Add(10 * time.Second); nc.Stats().Reconnects == 0 || nc.FlushTimeout(200*time.Millisecond) != nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("the client did not reconnect after the restart")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	kv = openKV(t, js, snapshots.KVConfig{Bucket: "SNAP"})
 	l, err := kv.Load(ctx, "user:1", 0)
 	if err != nil {
