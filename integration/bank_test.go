@@ -161,6 +161,7 @@ func (b *bank) verify(t testing.TB, n *node) {
 		t.Errorf("%d items owned, want %d: some were lost", len(owner), b.profiles*b.items)
 	}
 	t.Logf("bank: %d trades, %d failed cleanly, %d items owned once, coins %d", b.traded.Load(), b.failed.Load(), len(owner), total)
+	auditStore(t, n.js)
 }
 
 // TestTradesConserveItemsAndCoins runs the bank workload on three servers

@@ -83,6 +83,24 @@ func readLog(t testing.TB, js jetstream.JetStream, key string) []ledger.Record {
 	return out
 }
 
+// auditStore runs the auditor over the whole store — every profile's log
+// and every stored snapshot against the fold of its log — and fails t for
+// each violation.
+func auditStore(t testing.TB, js jetstream.JetStream) {
+	t.Helper()
+	rep, err := audit.Store(testCtx(t, time.Minute), js, storeName)
+	if err != nil {
+		t.Fatalf("audit: %v", err)
+	}
+	for _, v := range rep.Violations {
+		t.Errorf("audit: %v", v)
+	}
+	if rep.Profiles == 0 {
+		t.Error("audit found no profile: it audited nothing")
+	}
+	t.Logf("audit: %d profiles, %d events, %d snapshots, %d violations", rep.Profiles, rep.Events, rep.Snapshots, len(rep.Violations))
+}
+
 // checkLog fails t for every violation of DESIGN.md §2's per-profile
 // invariants in recs.
 func checkLog(t testing.TB, key string, recs []ledger.Record) {

@@ -20,9 +20,10 @@ var (
 
 // TestSoak runs the contended mutation workload and the bank workload
 // together for -soak.duration while faults are injected at random: the NATS
-// server stops and restarts (sync_interval always, same store), a game
-// server's connection is cut without End and a fresh one joins, or nothing
-// happens for a while. Then it checks every acknowledged mutation, the
+// server stops and restarts (sync_interval always, same store); a game
+// server's connection is cut without End and a fresh one joins; the game
+// server behind a proxy is frozen past its lease (a zombie when it thaws)
+// or slowed by 50 ms each way; or nothing happens for a while. Then it checks every acknowledged mutation, the
 // bank's conservation, and every log's invariants, and prints the counts.
 //
 //	go test -tags soak -run Soak -timeout 1h ./integration/ -soak.duration 5m
@@ -38,9 +39,15 @@ func TestSoak(t *testing.T) {
 		nodes = append(nodes, n)
 		mu.Unlock()
 	}
-	for range 3 {
+	for range 2 {
 		addNode()
 	}
+	// One game server reaches NATS through a proxy that can freeze or slow it.
+	tp := newToxiProxy(t, srv.URL())
+	proxied := openNode(t, tp.URL(), "proxied", true)
+	mu.Lock()
+	nodes = append(nodes, proxied)
+	mu.Unlock()
 	live := func() []*node {
 		mu.Lock()
 		defer mu.Unlock()
@@ -61,7 +68,7 @@ func TestSoak(t *testing.T) {
 	faults := map[string]int{}
 	for time.Now().Add(5 * time.Second).Before(until) {
 		time.Sleep(time.Duration(2+rng.IntN(4)) * time.Second)
-		switch rng.IntN(3) {
+		switch rng.IntN(5) {
 		case 0:
 			faults["server restart"]++
 			srv.Shutdown()
@@ -80,6 +87,16 @@ func TestSoak(t *testing.T) {
 			} else {
 				mu.Unlock()
 			}
+		case 2:
+			faults["proxied server frozen past its lease"]++
+			tp.freeze()
+			time.Sleep(1500 * time.Millisecond)
+			tp.thaw()
+		case 3:
+			faults["50 ms latency for 2 s"]++
+			tp.latency(50, 10)
+			time.Sleep(2 * time.Second)
+			tp.noLatency()
 		default:
 			faults["quiet"]++
 		}

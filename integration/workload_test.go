@@ -176,6 +176,7 @@ func (w *workload) verify(t testing.TB, n *node) {
 	}
 	t.Logf("acknowledged %d, lost %d, doubled %d, rejected-but-present %d, uncertain-landed %d", w.acked, lost, doubled, ghost, w.uncertOK)
 	t.Logf("errors seen: %v", w.errs)
+	auditStore(t, n.js)
 	for e := range w.errs {
 		if strings.Contains(e, "events not in log") {
 			t.Errorf("the ledger's internal errNotFound reached a caller: %s", e)
