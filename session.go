@@ -90,8 +90,9 @@ type request[T any] struct {
 // a hand-over or a loss, not until ctx ends.
 //
 // Errors: ErrInvalidKey, ErrLocked, ErrClosed, ErrBadEvent (the log holds an
-// event that does not fold), or a NATS error if ctx ended while NATS was
-// unreachable.
+// event that does not fold), ErrSessionLost (the lease was taken or could
+// not be renewed while starting), or a NATS error if ctx ended while NATS
+// was unreachable.
 func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...SessionOption) (*Session[T], error) {
 	var sc sessionConfig
 	for _, o := range opts {
@@ -386,6 +387,12 @@ func (s *Session[T]) LoadReport() LoadReport {
 
 // Data returns a deep copy of the profile's data: changing it changes
 // nothing. Use Mutate or Apply to change the profile.
+//
+// Data reads memory, not the log: after another server stole the profile,
+// this session learns it at its next append or lease renewal (within a third
+// of the lease TTL), and until then Data still returns its last data. Decide
+// nothing irreversible on Data alone; a Mutate (or Test op) is checked
+// against the log.
 func (s *Session[T]) Data() T {
 	s.mu.Lock()
 	d := s.data
