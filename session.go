@@ -63,6 +63,7 @@ type Session[T any] struct {
 	resync     bool
 	unflushed  []ledger.Event // deferred mode: applied in memory, not yet appended
 	flushMu    sync.Mutex     // one flush at a time: two would race for one fence
+	renewMu    sync.Mutex     // held by a renewal attempt; End takes it to release the lease
 	report     LoadReport
 	startLost  error     // set by lose while starting: StartSession must not return the session
 	doneOnce   sync.Once // done is closed once, by finish or a failed start
@@ -490,7 +491,6 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 	// Snapshot before the lease goes, so the next holder starts from it.
 	s.mu.Lock()
 	pending := s.snapshotValueLocked()
-	l := s.lease
 	s.mu.Unlock()
 	snap, err := pending.encode()
 	if err == nil {
@@ -499,7 +499,15 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 	if err != nil {
 		s.st.log.Warn("snapshot not saved at session end", logKey, s.key, logErr, err)
 	}
-	if err := s.st.leases.Release(ctx, l); err != nil {
+	// Wait for a renewal in flight (none starts once ending), so that the
+	// release's compare-and-set sees the lease as it finally is.
+	s.renewMu.Lock()
+	s.mu.Lock()
+	l := s.lease
+	s.mu.Unlock()
+	err = s.st.leases.Release(ctx, l)
+	s.renewMu.Unlock()
+	if err != nil {
 		// The session's end is in the log; a lease we cannot delete expires.
 		s.st.log.Warn("lease not released", logKey, s.key, logErr, err)
 	}
@@ -713,15 +721,18 @@ func (s *Session[T]) snapshotLocked() {
 func (s *Session[T]) renew(ctx context.Context) {
 	ttl := s.st.leases.TTL()
 	for attempt := 0; ; attempt++ {
+		s.renewMu.Lock()
 		s.mu.Lock()
 		if s.state == stateDone || s.state == stateEnding {
 			s.mu.Unlock()
+			s.renewMu.Unlock()
 			return
 		}
 		l, last := s.lease, s.renewedAt
 		s.mu.Unlock()
 		left := ttl - time.Since(last)
 		if left <= 0 {
+			s.renewMu.Unlock()
 			s.lose(fmt.Errorf("lease not renewed for %v", ttl))
 			return
 		}
@@ -734,13 +745,16 @@ func (s *Session[T]) renew(ctx context.Context) {
 			nl, err = s.st.leases.Reclaim(rctx, l)
 		}
 		cancel()
-		switch {
-		case err == nil:
+		if err == nil {
 			s.mu.Lock()
 			if s.lease.Revision == l.Revision {
 				s.lease, s.renewedAt = nl, time.Now()
 			}
 			s.mu.Unlock()
+		}
+		s.renewMu.Unlock()
+		switch {
+		case err == nil:
 			return
 		case s.ending():
 			return // End releases the lease itself; its fence settles the rest
