@@ -423,3 +423,64 @@ func TestMixedMutationsKeepTheLogAndTheDataInStep(t *testing.T) {
 		t.Fatalf("next session %+v, want %+v", s2.Data(), want)
 	}
 }
+
+func TestMoveCopyAndTestOps(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players", profileledger.WithMemoryStorage())
+	ctx := ctxT(t)
+	s := start(t, st, "k")
+	if err := s.Apply(ctx, "setup", profileledger.Set("/stats", map[string]int{"a": 1})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(ctx, "copy", profileledger.Copy("/stats/a", "/stats/b"), profileledger.Move("/stats/a", "/stats/c")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Data().Stats; len(got) != 2 || got["b"] != 1 || got["c"] != 1 {
+		t.Fatalf("stats after copy and move = %v, want b:1 c:1", got)
+	}
+	v := s.Version()
+	// A failing Test op refuses the whole Apply: the Inc before it too.
+	err := s.Apply(ctx, "guarded", profileledger.Inc("/coins", 5), profileledger.Test("/level", 99))
+	if !errors.Is(err, profileledger.ErrInvalidInput) {
+		t.Fatalf("Apply with a failing Test = %v, want ErrInvalidInput", err)
+	}
+	if s.Version() != v || s.Data().Coins != 100 {
+		t.Fatalf("a failed Test changed the session: version %d (was %d), coins %d", s.Version(), v, s.Data().Coins)
+	}
+	if err := s.Apply(ctx, "guarded", profileledger.Test("/level", 1), profileledger.Inc("/coins", 5)); err != nil {
+		t.Fatalf("Apply with a passing Test: %v", err)
+	}
+	if s.Data().Coins != 105 {
+		t.Fatalf("coins = %d, want 105", s.Data().Coins)
+	}
+}
+
+func TestSkipBadEventsFoldsPastAnEventThatDoesNotApply(t *testing.T) {
+	e := newEnv(t)
+	strict := e.open(t, "players")
+	lenient := e.open(t, "players", profileledger.WithSkipBadEvents())
+	ctx := ctxT(t)
+	s := start(t, strict, "k")
+	if err := s.Mutate(ctx, "coin", addCoins(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bad := fmt.Sprintf(`{"v":1,"id":"bad-1","type":"x","session":"%s","epoch":%d,"time":"2026-01-01T00:00:00Z","ops":[{"op":"inc","path":"/nope","value":1}]}`, s.ID(), s.Epoch())
+	ack, err := e.js.Publish(ctx, "pl.players.ev.k", []byte(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := profileledger.AtTime(time.Now()) // a full replay, past the end snapshot
+	if _, err := strict.Get(ctx, "k", at); !errors.Is(err, profileledger.ErrBadEvent) {
+		t.Fatalf("strict Get = %v, want ErrBadEvent", err)
+	}
+	v, err := lenient.Get(ctx, "k", at)
+	if err != nil {
+		t.Fatalf("lenient Get = %v", err)
+	}
+	if v.Data.Coins != 102 || len(v.Report.SkippedMessages) != 1 || v.Report.SkippedMessages[0].Seq != ack.Sequence {
+		t.Fatalf("lenient Get = coins %d, report %+v; want 102 and the bad event at %d reported", v.Data.Coins, v.Report, ack.Sequence)
+	}
+}

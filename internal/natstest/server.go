@@ -27,7 +27,6 @@ type Option func(*config)
 
 type config struct {
 	syncAlways bool
-	modify     []func(*server.Options)
 }
 
 func newConfig(opts []Option) *config {
@@ -43,14 +42,6 @@ func newConfig(opts []Option) *config {
 // Without it a server uses the default interval of two minutes.
 func SyncAlways() Option {
 	return func(c *config) { c.syncAlways = true }
-}
-
-// Configure lets fn change the server options after natstest has set its
-// own (host, ports, store dir, cluster, logging). Use it sparingly: fn must
-// not change the client or route ports, or Restart will not find the server
-// where clients expect it.
-func Configure(fn func(*server.Options)) Option {
-	return func(c *config) { c.modify = append(c.modify, fn) }
 }
 
 // Server is one embedded nats-server with JetStream, listening for clients
@@ -96,9 +87,6 @@ func newServer(t testing.TB, name string, cfg *config, cluster func(*server.Opti
 	}
 	if cluster != nil {
 		cluster(o)
-	}
-	for _, fn := range cfg.modify {
-		fn(o)
 	}
 	s := &Server{name: name, logs: &logBuffer{name: name}, opts: o}
 	t.Cleanup(func() {
