@@ -86,7 +86,7 @@ func (e *Event) Prepare() (int, error) {
 	if e.V == 0 {
 		e.V = FormatVersion
 	}
-	data, err := json.Marshal(e)
+	data, err := appendEvent(make([]byte, 0, e.sizeHint()), e)
 	if err != nil {
 		return 0, err
 	}
@@ -115,7 +115,7 @@ func (e *Event) Encode() ([]byte, error) {
 	if e.enc != nil {
 		return e.enc, nil
 	}
-	return json.Marshal(e)
+	return appendEvent(make([]byte, 0, e.sizeHint()), e)
 }
 
 // EncodeMessage returns the wire form of one message holding events: the
