@@ -153,7 +153,7 @@ func (s *Session[T]) commit(batch []*request[T]) {
 		resync := s.resync
 		s.mu.Unlock()
 		if resync {
-			if err := s.readPast(ctx, true); err != nil {
+			if err := s.resyncBy(ctx); err != nil {
 				failAll(batch, err)
 				return
 			}
@@ -251,6 +251,17 @@ func (s *Session[T]) commit(batch []*request[T]) {
 	}
 }
 
+// resyncBy reads past what the log holds beyond the session's fence, under
+// ctx or, if it has no deadline, the ledger's default timeout.
+func (s *Session[T]) resyncBy(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ledger.DefaultTimeout)
+		defer cancel()
+	}
+	return s.readPast(ctx, true)
+}
+
 func ackAll[T any](out []staged[T], err error) {
 	for _, o := range out {
 		o.r.done <- err
@@ -264,22 +275,20 @@ func failAll[T any](batch []*request[T], err error) {
 }
 
 // batchContext bounds a batch's append by the latest deadline among its
-// requests (or the default timeout), independent of any one caller's
-// cancellation once the append is in flight.
+// requests, independent of any one caller's cancellation once the append is
+// in flight. If one of them has no deadline, the batch has none: the ledger
+// then bounds it by its default timeout, and the context costs nothing
+// (ctx.Done() is nil, which spares the ledger a context per attempt).
 func batchContext[T any](base context.Context, batch []*request[T]) (context.Context, context.CancelFunc) {
 	var latest time.Time
 	for _, r := range batch {
 		d, ok := r.ctx.Deadline()
 		if !ok {
-			latest = time.Time{}
-			break
+			return context.WithoutCancel(base), func() {}
 		}
 		if d.After(latest) {
 			latest = d
 		}
-	}
-	if latest.IsZero() {
-		return context.WithTimeout(base, ledger.DefaultTimeout)
 	}
 	return context.WithDeadline(base, latest)
 }

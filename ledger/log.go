@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,28 +90,24 @@ func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]uint64, error)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(DefaultTimeout)
+	}
+	// The first attempt, which is nearly always acknowledged, needs no
+	// context of its own; what follows it runs under ctx bounded by the
+	// deadline.
+	last, err := l.publish(ctx, deadline, msgs)
+	if err == nil {
+		return spread(parts, last), nil
+	}
+	if !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	var lastErr error
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			if !retry.Sleep(ctx, retry.Backoff(attempt, 10*time.Millisecond, 500*time.Millisecond)) {
-				return l.lastLook(ctx, parts, lastErr)
-			}
-			// Settle what the previous attempt did before trying again: the
-			// log, not the missing ack, says whether it landed.
-			seqs, err := l.resolve(ctx, parts)
-			if !errors.Is(err, errNotFound) {
-				return seqs, err
-			}
-		}
-		last, err := l.publish(ctx, msgs)
+	for attempt := 1; ; attempt++ {
 		switch {
-		case err == nil:
-			return spread(parts, last), nil
 		case jserr.IsWrongLastSequence(err) || jserr.IsAtomicDuplicate(err):
 			seqs, rerr := l.resolve(ctx, parts)
 			if !errors.Is(rerr, errNotFound) {
@@ -124,9 +121,21 @@ func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]uint64, error)
 		case jserr.Code(err) != 0:
 			return nil, fmt.Errorf("ledger: append to %s: %w", parts[0].Subject, err)
 		}
-		lastErr = err
+		lastErr := err
 		if ctx.Err() != nil {
 			return l.lastLook(ctx, parts, lastErr)
+		}
+		if !retry.Sleep(ctx, retry.Backoff(attempt, 10*time.Millisecond, 500*time.Millisecond)) {
+			return l.lastLook(ctx, parts, lastErr)
+		}
+		// Settle what the previous attempt did before trying again: the
+		// log, not the missing ack, says whether it landed.
+		seqs, err := l.resolve(ctx, parts)
+		if !errors.Is(err, errNotFound) {
+			return seqs, err
+		}
+		if last, err = l.publish(ctx, deadline, msgs); err == nil {
+			return spread(parts, last), nil
 		}
 	}
 }
@@ -198,48 +207,95 @@ func (l *Log) encode(parts []Part) ([]*nats.Msg, error) {
 
 // publish sends msgs (one publish, or one atomic batch) and returns the
 // sequence of the last one.
-func (l *Log) publish(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
-	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-	defer cancel()
-	if len(msgs) == 1 {
-		ack, err := l.js.PublishMsg(actx, msgs[0])
-		if err != nil {
-			return 0, err
+func (l *Log) publish(ctx context.Context, deadline time.Time, msgs []*nats.Msg) (uint64, error) {
+	last := msgs[len(msgs)-1]
+	if len(msgs) > 1 {
+		batch := uuid.NewString()
+		for i, m := range msgs {
+			m.Header.Set("Nats-Batch-Id", batch)
+			m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
 		}
-		return ack.Sequence, nil
-	}
-	batch := uuid.NewString()
-	for i, m := range msgs {
-		m.Header.Set("Nats-Batch-Id", batch)
-		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
-		if i < len(msgs)-1 {
+		last.Header.Set("Nats-Batch-Commit", "1")
+		for _, m := range msgs[:len(msgs)-1] {
 			if err := l.nc.PublishMsg(m); err != nil {
 				return 0, err
 			}
-			continue
 		}
-		m.Header.Set("Nats-Batch-Commit", "1")
-		resp, err := l.nc.RequestMsgWithContext(actx, m)
-		if err != nil {
-			return 0, err
-		}
-		var ack struct {
-			Seq   uint64              `json:"seq"`
-			Count int                 `json:"count"`
-			Error *jetstream.APIError `json:"error"`
-		}
-		if err := json.Unmarshal(resp.Data, &ack); err != nil {
-			return 0, fmt.Errorf("ledger: bad batch ack %q: %w", resp.Data, err)
-		}
-		if ack.Error != nil {
-			return 0, ack.Error
-		}
-		if ack.Count != len(msgs) {
-			return 0, fmt.Errorf("ledger: batch ack counts %d messages, sent %d", ack.Count, len(msgs))
-		}
-		return ack.Seq, nil
 	}
-	panic("unreachable")
+	resp, err := l.request(ctx, deadline, last)
+	if err != nil {
+		return 0, err
+	}
+	seq, err := parseAck(resp.Data)
+	if err != nil {
+		return 0, err
+	}
+	if len(msgs) > 1 {
+		// An atomic batch's ack also counts the messages it committed.
+		var ack struct {
+			Count int `json:"count"`
+		}
+		if err := json.Unmarshal(resp.Data, &ack); err != nil || ack.Count != len(msgs) {
+			return 0, fmt.Errorf("ledger: batch ack %q does not count the %d messages sent", resp.Data, len(msgs))
+		}
+	}
+	return seq, nil
+}
+
+// request sends m and waits for the reply, for at most attemptTimeout and
+// not past deadline nor ctx. Without a cancellation to watch (ctx.Done() is
+// nil, as in Mutate's commits) it waits on nats.go's pooled timer instead of
+// making a context per attempt.
+func (l *Log) request(ctx context.Context, deadline time.Time, m *nats.Msg) (*nats.Msg, error) {
+	timeout := min(attemptTimeout, time.Until(deadline))
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	if ctx.Done() == nil {
+		return l.nc.RequestMsg(m, timeout)
+	}
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return l.nc.RequestMsgWithContext(ctx, m)
+}
+
+// parseAck returns the sequence of a JetStream publish acknowledgement, or
+// the error it carries. The usual ack, {"stream":"NAME","seq":N} with maybe
+// more fields after seq, is read directly; anything else by encoding/json.
+func parseAck(data []byte) (uint64, error) {
+	if rest, ok := bytes.CutPrefix(data, []byte(`{"stream":"`)); ok {
+		if i := bytes.IndexByte(rest, '"'); i > 0 && bytes.IndexByte(rest[:i], '\\') < 0 {
+			if rest, ok := bytes.CutPrefix(rest[i+1:], []byte(`,"seq":`)); ok {
+				n := 0
+				for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+					n++
+				}
+				if n > 0 && n < len(rest) && (rest[n] == '}' || rest[n] == ',') {
+					if seq, err := strconv.ParseUint(string(rest[:n]), 10, 64); err == nil && seq > 0 {
+						return seq, nil
+					}
+				}
+			}
+		}
+	}
+	var ack struct {
+		Stream string              `json:"stream"`
+		Seq    uint64              `json:"seq"`
+		Error  *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(data, &ack); err != nil {
+		return 0, fmt.Errorf("%w: %q", jetstream.ErrInvalidJSAck, data)
+	}
+	if ack.Error != nil {
+		return 0, ack.Error
+	}
+	if ack.Stream == "" || ack.Seq == 0 {
+		return 0, fmt.Errorf("%w: %q", jetstream.ErrInvalidJSAck, data)
+	}
+	return ack.Seq, nil
 }
 
 // resolve reads each part's subject after its expected sequence to settle

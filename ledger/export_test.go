@@ -1,0 +1,4 @@
+package ledger
+
+// ParseAck is parseAck, for the black-box tests.
+var ParseAck = parseAck
