@@ -338,12 +338,16 @@ func (rep *benchReport) writeText(w io.Writer) error {
 		}
 	}
 	fmt.Fprintln(w, "\nNotes:")
+	width := len("machine")
+	for _, r := range rep.Results {
+		width = max(width, len(r.Name))
+	}
 	for _, r := range rep.Results {
 		if r.Note != "" {
-			fmt.Fprintf(w, "  %-24s %s\n", r.Name, r.Note)
+			fmt.Fprintf(w, "  %-*s %s\n", width, r.Name, r.Note)
 		}
 	}
-	_, err := fmt.Fprintf(w, "  %-24s %s\n", "machine", m.Notes)
+	_, err := fmt.Fprintf(w, "  %-*s %s\n", width, "machine", m.Notes)
 	return err
 }
 

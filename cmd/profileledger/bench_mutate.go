@@ -207,12 +207,16 @@ func benchGroupCommit(ctx context.Context, r *benchRun, _ func(string) bool) ([]
 		groupCommitWorkers, rs[0], float64(grouped)/float64(max(appends, 1)), rs[1], r.size.rounds, r.size.round)}, nil
 }
 
-// benchAggregate: aggregate_tput_vs_async. Sixteen workers, each calling
-// Mutate on its own share of the sessions in turn, against one goroutine
-// publishing the same event bytes with PublishAsync (no headers, up to
-// 4,000 unacknowledged) round-robin to as many subjects of the same stream,
-// until all are acknowledged.
-func benchAggregate(ctx context.Context, r *benchRun, _ func(string) bool) ([]benchResult, error) {
+// benchAggregate: aggregate_tput_vs_async and its companions. Sixteen
+// workers, each calling Mutate on its own share of the sessions in turn,
+// against one goroutine publishing the same event bytes with PublishAsync
+// (no headers, up to 4,000 unacknowledged) round-robin to as many subjects
+// of the same stream, until all are acknowledged. As companions, so that
+// the gap can be read: sixteen workers publishing the same bytes
+// synchronously (with the expected subject sequence and a message id, as
+// Mutate's append does) to their own shares of as many subjects, and Mutate
+// from one goroutine per session.
+func benchAggregate(ctx context.Context, r *benchRun, want func(string) bool) ([]benchResult, error) {
 	nc, js, err := r.env.connect("aggregate")
 	if err != nil {
 		return nil, err
@@ -240,10 +244,36 @@ func benchAggregate(ctx context.Context, r *benchRun, _ func(string) bool) ([]be
 	if err != nil {
 		return nil, err
 	}
+	// share returns the index of worker w's i-th item of n, round-robin.
+	share := func(w, i int) int {
+		mine := (n - w + aggregateWorkers - 1) / aggregateWorkers
+		return w + aggregateWorkers*(i%mine)
+	}
 	mutate := func(ctx context.Context, d time.Duration) (rate, error) {
 		return workFor(ctx, aggregateWorkers, d, func(ctx context.Context, w, i int) error {
-			mine := (n - w + aggregateWorkers - 1) / aggregateWorkers
-			return sessions[w+aggregateWorkers*(i%mine)].Mutate(ctx, "coin", addCoin)
+			return sessions[share(w, i)].Mutate(ctx, "coin", addCoin)
+		})
+	}
+	mutateEach := func(ctx context.Context, d time.Duration) (rate, error) {
+		return workFor(ctx, n, d, func(ctx context.Context, w, _ int) error {
+			return sessions[w].Mutate(ctx, "coin", addCoin)
+		})
+	}
+
+	syncSubjects := make([]string, n)
+	lasts := make([]uint64, n) // each subject is one worker's
+	for i := range syncSubjects {
+		syncSubjects[i] = eventSubject(st, fmt.Sprintf("sync-%05d", i))
+	}
+	syncPublish := func(ctx context.Context, d time.Duration) (rate, error) {
+		return workFor(ctx, aggregateWorkers, d, func(ctx context.Context, w, i int) error {
+			k := share(w, i)
+			ack, err := js.Publish(ctx, syncSubjects[k], data, jetstream.WithExpectLastSequencePerSubject(lasts[k]), jetstream.WithMsgID(uuid.NewString()))
+			if err != nil {
+				return err
+			}
+			lasts[k] = ack.Sequence
+			return nil
 		})
 	}
 
@@ -280,13 +310,30 @@ func benchAggregate(ctx context.Context, r *benchRun, _ func(string) bool) ([]be
 		}
 		return rate{ops: ops, elapsed: el}, nil
 	}
-	rs, err := alternateRates(ctx, r.size.rounds, r.size.round, side{"mutate", mutate}, side{"async", async})
+	sides := []side{{"mutate", mutate}, {"async", async}, {"sync", syncPublish}}
+	each := want("aggregate_1k_goroutines_vs_async")
+	if each {
+		sides = append(sides, side{"mutate-each", mutateEach})
+	}
+	rs, err := alternateRates(ctx, r.size.rounds, r.size.round, sides...)
 	if err != nil {
 		return nil, err
 	}
-	return []benchResult{result("aggregate_tput_vs_async", rs[0].perSecond(), unitRate, rs[1].perSecond(),
-		"%d sessions, %d workers: %v; PublishAsync of the same %d bytes to %d subjects: %v; %d rounds of %v each, alternating",
-		n, aggregateWorkers, rs[0], len(data), n, rs[1], r.size.rounds, r.size.round)}, nil
+	out := []benchResult{
+		result("aggregate_tput_vs_async", rs[0].perSecond(), unitRate, rs[1].perSecond(),
+			"%d sessions, %d workers: %v; PublishAsync of the same %d bytes to %d subjects: %v; %d rounds of %v each, alternating",
+			n, aggregateWorkers, rs[0], len(data), n, rs[1], r.size.rounds, r.size.round),
+		result("aggregate_tput_vs_sync", rs[0].perSecond(), unitRate, rs[2].perSecond(),
+			"synchronous publish of the same bytes with expected subject sequence and message id, %d workers, %d subjects: %v",
+			aggregateWorkers, n, rs[2]),
+		result("sync_16_vs_async", rs[2].perSecond(), unitRate, rs[1].perSecond(),
+			"what %d callers that each wait for their ack can reach on this server, over PublishAsync", aggregateWorkers),
+	}
+	if each {
+		out = append(out, result("aggregate_1k_goroutines_vs_async", rs[3].perSecond(), unitRate, rs[1].perSecond(),
+			"%d goroutines, one per session: %v", n, rs[3]))
+	}
+	return out, nil
 }
 
 // benchProfileSize: mutate_p50_1k and mutate_p50_64k. Mutate setting one

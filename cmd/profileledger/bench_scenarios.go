@@ -34,6 +34,12 @@ var benchSpecs = []benchSpec{
 		"1 goroutine", benchTarget{"ratio ≥ 3", true, false, 3}},
 	{"aggregate_tput_vs_async", "Mutate rate across 1,000 sessions, 16 workers",
 		"PublishAsync", benchTarget{"ratio ≥ 0.5", true, false, 0.5}},
+	{"aggregate_tput_vs_sync", "the same Mutate rate (1,000 sessions, 16 workers)",
+		"synchronous publish, 16 workers", benchTarget{text: "report"}},
+	{"sync_16_vs_async", "synchronous publish rate, 16 workers: an ack-before-return API's ceiling",
+		"PublishAsync", benchTarget{text: "report"}},
+	{"aggregate_1k_goroutines_vs_async", "Mutate rate across 1,000 sessions, a goroutine each",
+		"PublishAsync", benchTarget{text: "report"}},
 	{"start_10k_vs_10", "StartSession p50, 10,000 events of history",
 		"10 events", benchTarget{"ratio ≤ 1.5", true, true, 1.5}},
 	{"start_vs_kv_get", "uncontended StartSession p50 (10 events)",
@@ -75,7 +81,7 @@ func specIndex(name string) int {
 func benchResultsHelp() string {
 	var b strings.Builder
 	for _, s := range benchSpecs {
-		fmt.Fprintf(&b, "\n  %-24s %s", s.name, s.what)
+		fmt.Fprintf(&b, "\n  %-32s %s", s.name, s.what)
 		if s.baseline != "" {
 			fmt.Fprintf(&b, "; vs %s", s.baseline)
 		}
@@ -100,7 +106,7 @@ var benchScenarios = []benchScenario{
 	{"mutate vs raw publish", []string{"mutate_p50_vs_raw"}, benchMutateVsRaw},
 	{"mutate vs DIY KV", []string{"mutate_tput_vs_diy_kv"}, benchMutateVsKV},
 	{"group commit", []string{"group_commit_tput"}, benchGroupCommit},
-	{"aggregate vs PublishAsync", []string{"aggregate_tput_vs_async"}, benchAggregate},
+	{"aggregate vs PublishAsync", []string{"aggregate_tput_vs_async", "aggregate_tput_vs_sync", "sync_16_vs_async", "aggregate_1k_goroutines_vs_async"}, benchAggregate},
 	{"profile size", []string{"mutate_p50_1k", "mutate_p50_64k"}, benchProfileSize},
 	{"start session", []string{"start_10k_vs_10", "start_vs_kv_get", "start_p50_10", "start_p50_1k", "start_p50_100k"}, benchStart},
 	{"hand-over", []string{"handover_p99_ms"}, benchHandover},

@@ -30,6 +30,8 @@ var benchResultNames = []string{
 	"start_10k_vs_10", "start_vs_kv_get", "handover_p99_ms", "takeover_dead_vs_ttl",
 	"idle_session_heap_bytes", "trade_tput",
 	"start_p50_10", "start_p50_1k", "start_p50_100k", "mutate_p50_1k", "mutate_p50_64k",
+	// The floor of aggregate_tput_vs_async, measured beside it.
+	"aggregate_tput_vs_sync", "sync_16_vs_async", "aggregate_1k_goroutines_vs_async",
 }
 
 func TestBenchQuickRuns(t *testing.T) {
