@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -123,6 +124,11 @@ func (s *Session[T]) drain() {
 		s.queue = slices.Clone(s.queue[n:])
 		s.mu.Unlock()
 		s.commit(batch)
+		if len(batch) > 1 {
+			// Followers were answered: let them queue their next requests
+			// before the next group is taken, so that it holds them too.
+			runtime.Gosched()
+		}
 	}
 }
 
