@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +148,43 @@ func TestBenchUsageErrorsExitWithTwo(t *testing.T) {
 			if stdout != "" {
 				t.Errorf("usage error wrote to stdout:\n%s", stdout)
 			}
+		})
+	}
+}
+
+// BenchmarkScenarios runs bench's scenarios as Go benchmarks, one
+// sub-benchmark each, and reports every result's value and ratio as
+// metrics (the ratio against the baseline measured in the same run):
+//
+//	go test -run '^$' -bench Scenarios -benchtime 1x ./cmd/profileledger
+//
+// At bench's default size; with -short at -quick's.
+func BenchmarkScenarios(b *testing.B) {
+	size := defaultBenchSize
+	if testing.Short() {
+		size = quickBenchSize
+	}
+	env, err := newBenchEnv(b.Context(), "", slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer env.close()
+	r := &benchRun{env: env, size: size, progress: io.Discard}
+	for _, sc := range benchScenarios {
+		b.Run(strings.ReplaceAll(sc.name, " ", "_"), func(b *testing.B) {
+			for b.Loop() {
+				res, err := sc.run(b.Context(), r, func(string) bool { return true })
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, res := range res {
+					b.ReportMetric(res.Value, res.Name+"-"+strings.ReplaceAll(res.Unit, "/", "-per-"))
+					if res.Ratio != nil {
+						b.ReportMetric(*res.Ratio, res.Name+"-ratio")
+					}
+				}
+			}
+			b.ReportMetric(0, "ns/op")
 		})
 	}
 }
