@@ -220,6 +220,11 @@ func (d *typedDiffer) diff(o, n reflect.Value, path *seg, depth int) error {
 		case o.Pointer() == n.Pointer():
 			return nil
 		}
+		for _, try := range scalarMaps {
+			if ok, err := try(d, o, n, path); ok {
+				return err
+			}
+		}
 		return d.diffMap(o, n, path, depth)
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 && !customMarshaler(t.Elem()) {
@@ -232,6 +237,11 @@ func (d *typedDiffer) diff(o, n reflect.Value, path *seg, depth int) error {
 			return d.replace(path, n)
 		case o.Len() == n.Len() && (o.Len() == 0 || o.Pointer() == n.Pointer()):
 			return nil
+		}
+		for _, try := range scalarSlices {
+			if ok, err := try(d, o, n, path); ok {
+				return err
+			}
 		}
 		return d.diffSequence(o, n, path, depth)
 	case reflect.Array:
@@ -343,6 +353,85 @@ func (d *typedDiffer) diffSequence(o, n reflect.Value, path *seg, depth int) err
 		d.ops = append(d.ops, ledger.Op{Op: "remove", Path: (&seg{parent: path, idx: i, isIdx: true}).String()})
 	}
 	return nil
+}
+
+// Maps and slices whose underlying type is one of these scalar shapes
+// (string, int, int64, bool elements: encoding/json writes them by value
+// alone, with no marshaler of their own) are diffed on the typed Go values,
+// with the same ops as the reflective walk gives, at a fraction of its cost
+// per element: a large inventory is compared without reflection per entry.
+var (
+	scalarMaps   = []func(*typedDiffer, reflect.Value, reflect.Value, *seg) (bool, error){tryMap[string], tryMap[int], tryMap[int64], tryMap[bool]}
+	scalarSlices = []func(*typedDiffer, reflect.Value, reflect.Value, *seg) (bool, error){trySlice[string], trySlice[int], trySlice[int64], trySlice[bool]}
+)
+
+func tryMap[V comparable](d *typedDiffer, o, n reflect.Value, path *seg) (bool, error) {
+	t := reflect.TypeFor[map[string]V]()
+	if !o.Type().ConvertibleTo(t) {
+		return false, nil
+	}
+	om, nm := o.Convert(t).Interface().(map[string]V), n.Convert(t).Interface().(map[string]V)
+	var changed []string
+	for k, nv := range nm {
+		if !utf8.ValidString(k) {
+			return true, d.whole(o, n, path) // as diffMap does
+		}
+		if ov, ok := om[k]; !ok || ov != nv {
+			changed = append(changed, k)
+		}
+	}
+	for k := range om {
+		if !utf8.ValidString(k) {
+			return true, d.whole(o, n, path)
+		}
+		if _, ok := nm[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	slices.Sort(changed)
+	for _, k := range changed {
+		p := &seg{parent: path, tok: k}
+		nv, inNew := nm[k]
+		_, inOld := om[k]
+		var err error
+		switch {
+		case !inNew:
+			d.ops = append(d.ops, ledger.Op{Op: "remove", Path: p.String()})
+		case !inOld:
+			err = d.add(p, reflect.ValueOf(nv))
+		default:
+			err = d.replace(p, reflect.ValueOf(nv))
+		}
+		if err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+func trySlice[V comparable](d *typedDiffer, o, n reflect.Value, path *seg) (bool, error) {
+	t := reflect.TypeFor[[]V]()
+	if !o.Type().ConvertibleTo(t) {
+		return false, nil
+	}
+	os, ns := o.Convert(t).Interface().([]V), n.Convert(t).Interface().([]V)
+	common := min(len(os), len(ns))
+	for i := range common {
+		if os[i] != ns[i] {
+			if err := d.replace(&seg{parent: path, idx: i, isIdx: true}, reflect.ValueOf(ns[i])); err != nil {
+				return true, err
+			}
+		}
+	}
+	for _, v := range ns[common:] {
+		if err := d.add(&seg{parent: path, end: true}, reflect.ValueOf(v)); err != nil {
+			return true, err
+		}
+	}
+	for i := len(os) - 1; i >= common; i-- {
+		d.ops = append(d.ops, ledger.Op{Op: "remove", Path: (&seg{parent: path, idx: i, isIdx: true}).String()})
+	}
+	return true, nil
 }
 
 // typedField is one struct field as encoding/json encodes it.

@@ -6,9 +6,11 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/profileledger/profileledger/ledger"
 	"github.com/profileledger/profileledger/projector"
 )
 
@@ -54,9 +56,22 @@ type typedDoc struct {
 	Weird string            `json:"a/b~c"`
 	Dash  int               `json:"-,"`
 	Named map[tokenKey]bool `json:"named"`
+	// The scalar shapes DiffValues diffs without reflection per element,
+	// plain and named, and a look-alike it must not take for one.
+	MS map[string]string   `json:"ms"`
+	MB map[string]bool     `json:"mb"`
+	LB []bool              `json:"lb"`
+	NL names               `json:"nl"`
+	NC counts              `json:"nc,omitempty"`
+	ME map[string]tokenKey `json:"me"`
 }
 
 type tokenKey string
+
+type (
+	names  []string
+	counts map[string]int64
+)
 
 // strish uses ",string", which the walk does not model: compared whole.
 type strish struct {
@@ -139,6 +154,21 @@ func randDoc(r *rand.Rand) typedDoc {
 	if r.IntN(2) == 0 {
 		d.Named = map[tokenKey]bool{tokenKey(randStr(r)): r.IntN(2) == 0}
 	}
+	if r.IntN(3) > 0 {
+		d.MS, d.MB, d.NC, d.ME = map[string]string{}, map[string]bool{}, counts{}, map[string]tokenKey{}
+		for range r.IntN(4) {
+			d.MS[randStr(r)] = randStr(r)
+			d.MB[randStr(r)] = r.IntN(2) == 0
+			d.NC[randStr(r)] = int64(r.IntN(3)) - 1
+			d.ME[randStr(r)] = tokenKey(randStr(r))
+		}
+	}
+	if r.IntN(3) > 0 {
+		for range r.IntN(4) {
+			d.LB = append(d.LB, r.IntN(2) == 0)
+			d.NL = append(d.NL, randStr(r))
+		}
+	}
 	return d
 }
 
@@ -171,6 +201,14 @@ func TestDiffValuesMatchesTheJSONDiff(t *testing.T) {
 				}
 				m["new"] = randInner(r)
 				b.M = m
+			}
+			if a.MS != nil && r.IntN(2) == 0 {
+				b.MS = maps.Clone(a.MS)
+				b.MS[randStr(r)] = randStr(r)
+				b.NL = append(slices.Clone(a.NL), randStr(r))
+				if len(b.NL) > 1 {
+					b.NL[0] = randStr(r)
+				}
 			}
 		}
 		ops, err := projector.DiffValues(a, b)
@@ -229,4 +267,66 @@ func BenchmarkDiffValuesOneFieldOf64KiB(b *testing.B) {
 			projector.Diff(oldDoc, doc)
 		}
 	})
+}
+
+// TestDiffValuesOfOneChangedEntryIsOneOp: a large map or slice of scalars
+// with one entry changed, added or removed gives exactly that op.
+func TestDiffValuesOfOneChangedEntryIsOneOp(t *testing.T) {
+	type profile struct {
+		Items  map[string]string `json:"items"`
+		Counts counts            `json:"counts"`
+		Names  names             `json:"names"`
+	}
+	old := profile{Items: map[string]string{}, Counts: counts{}}
+	for i := range 500 {
+		old.Items[fmt.Sprint("item-", i)] = fmt.Sprint(i)
+		old.Counts[fmt.Sprint("c", i)] = int64(i)
+		old.Names = append(old.Names, fmt.Sprint("n", i))
+	}
+	copyOf := func() profile {
+		return profile{Items: maps.Clone(old.Items), Counts: maps.Clone(old.Counts), Names: slices.Clone(old.Names)}
+	}
+	cases := map[string]struct {
+		change func(*profile)
+		want   ledger.Op
+	}{
+		"map entry replaced": {func(p *profile) { p.Items["item-7"] = "x" }, ledger.Op{Op: "replace", Path: "/items/item-7", Value: []byte(`"x"`)}},
+		"map entry added":    {func(p *profile) { p.Counts["new"] = 3 }, ledger.Op{Op: "add", Path: "/counts/new", Value: []byte(`3`)}},
+		"map entry removed":  {func(p *profile) { delete(p.Items, "item-1") }, ledger.Op{Op: "remove", Path: "/items/item-1"}},
+		"slice element":      {func(p *profile) { p.Names[42] = "forty-two" }, ledger.Op{Op: "replace", Path: "/names/42", Value: []byte(`"forty-two"`)}},
+		"slice appended":     {func(p *profile) { p.Names = append(p.Names, "last") }, ledger.Op{Op: "add", Path: "/names/-", Value: []byte(`"last"`)}},
+		"slice shortened":    {func(p *profile) { p.Names = p.Names[:499] }, ledger.Op{Op: "remove", Path: "/names/499"}},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			nw := copyOf()
+			c.change(&nw)
+			ops, err := projector.DiffValues(old, nw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ops) != 1 || ops[0].Op != c.want.Op || ops[0].Path != c.want.Path || string(ops[0].Value) != string(c.want.Value) {
+				t.Fatalf("ops %v, want [%v]", ops, c.want)
+			}
+		})
+	}
+}
+
+// TestDiffValuesIsDeterministic: maps are walked in random order, the ops
+// come out in key order every time.
+func TestDiffValuesIsDeterministic(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 200 {
+		a, b := randDoc(r), randDoc(r)
+		first, err := projector.DiffValues(a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			again, _ := projector.DiffValues(a, b)
+			if fmt.Sprint(again) != fmt.Sprint(first) {
+				t.Fatalf("two diffs of one pair:\n%v\n%v", first, again)
+			}
+		}
+	}
 }
