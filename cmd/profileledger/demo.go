@@ -245,6 +245,11 @@ func (d *demo) play(ctx context.Context, out io.Writer) {
 			return
 		case <-crash:
 			victim, live := d.busiest(rng)
+			for _, p := range d.players {
+				if p.liveOn() == victim {
+					p.markCrashHeld()
+				}
+			}
 			d.crash(victim)
 			d.progress(out, fmt.Sprintf("crashed %s, holding %d live sessions: its NATS connection closed without End or Close", victim.name, live))
 		case <-tick.C:

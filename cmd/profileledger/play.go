@@ -53,14 +53,18 @@ func (d *demo) runPlayer(ctx context.Context, p *player, rng *rand.Rand) {
 			}
 			continue
 		}
+		// A session live on the crashed server counts as held even if this
+		// player has since seen it lost (its renewals failed): the start
+		// still had to wait for its lease to expire.
+		crashHeld := p.takeCrashHeld()
 		kind, note := startFresh, ""
 		switch {
-		case !held:
+		case !held && !crashHeld:
 		case steal:
 			kind = startSteal
 		case errors.Is(prev.Err(), profileledger.ErrHandedOver):
 			kind = startHandover
-		case prevSrv.crashed.Load():
+		case crashHeld || prevSrv.crashed.Load():
 			kind = startTakeover
 		default:
 			kind = startOther

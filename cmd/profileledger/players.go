@@ -83,6 +83,9 @@ type player struct {
 	order  []*mutation          // in the order they were tried
 	cur    *profileledger.Session[Player]
 	curSrv *gameServer
+	// crashHeld: p's session was live on the server that crashed, and p
+	// has not started a session since.
+	crashHeld bool
 }
 
 // holding records that p's current session is s on srv.
@@ -90,6 +93,24 @@ func (p *player) holding(s *profileledger.Session[Player], srv *gameServer) {
 	p.mu.Lock()
 	p.cur, p.curSrv = s, srv
 	p.mu.Unlock()
+}
+
+// markCrashHeld records that p's session is live on the server about to
+// crash.
+func (p *player) markCrashHeld() {
+	p.mu.Lock()
+	p.crashHeld = true
+	p.mu.Unlock()
+}
+
+// takeCrashHeld reports whether p's last session was live on the crashed
+// server at the crash, and forgets it.
+func (p *player) takeCrashHeld() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	held := p.crashHeld
+	p.crashHeld = false
+	return held
 }
 
 // liveOn returns the server of p's current session if the session is live.
