@@ -25,7 +25,10 @@ import (
 // returns ctx.Err() and nothing happens; if it ends while the append is in
 // flight, Mutate waits for the outcome (bounded by the deadline of the batch
 // it is in). fn must not call this session's Mutate or Apply (that would
-// wait for itself); Data and View are fine.
+// wait for itself); Data and View are fine. fn may run more than once (if
+// something other than this session wrote to the profile's subject, the
+// change is computed again on top of it), so it should do nothing but
+// change the copy it is given.
 //
 // Errors: fn's own error, ErrInvalidInput, ErrTooLarge, ErrUncertain, an
 // error matching ErrSessionLost, ErrSessionEnded.
