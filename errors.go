@@ -12,8 +12,11 @@ var ErrLocked = errors.New("profileledger: profile is locked by another session"
 
 // ErrSessionLost means the session is over without having ended cleanly: a
 // newer session fenced it in the log (a steal, or a take-over after its lease
-// expired), or its lease could not be renewed in time. Its pending mutations
-// failed; its data is no longer the profile's.
+// expired), or its lease could not be renewed in time. Its queued mutations
+// fail with it, and its data is no longer the profile's. A mutation whose
+// append was already in flight when the session was declared lost returns
+// that append's outcome: if it was acknowledged, it is in the log (the fence
+// made sure no newer session had written), and the next session folds it.
 var ErrSessionLost = errors.New("profileledger: session lost")
 
 // ErrSessionEnded means the session ended cleanly (End, a hand-over, or
