@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clone "github.com/huandu/go-clone"
+	"github.com/profileledger/profileledger/internal/retry"
 	"github.com/profileledger/profileledger/ledger"
 	"github.com/profileledger/profileledger/projector"
 )
@@ -263,11 +264,8 @@ func (s *Session[T]) commit(batch []*request[T]) {
 // resyncBy reads past what the log holds beyond the session's fence, under
 // ctx or, if it has no deadline, the ledger's default timeout.
 func (s *Session[T]) resyncBy(ctx context.Context) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, ledger.DefaultTimeout)
-		defer cancel()
-	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
+	defer cancel()
 	return s.readPast(ctx, true)
 }
 

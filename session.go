@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/profileledger/profileledger/internal/retry"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	clone "github.com/huandu/go-clone"
+	"github.com/profileledger/profileledger/internal/retry"
 	"github.com/profileledger/profileledger/lease"
 	"github.com/profileledger/profileledger/ledger"
 	"github.com/profileledger/profileledger/projector"

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/profileledger/profileledger/internal/names"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -14,11 +14,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger/internal/keys"
+	"github.com/profileledger/profileledger/internal/names"
+	"github.com/profileledger/profileledger/internal/retry"
 	"github.com/profileledger/profileledger/lease"
 	"github.com/profileledger/profileledger/ledger"
 	"github.com/profileledger/profileledger/snapshots"
-
-	"log/slog"
 )
 
 // Log keys.
@@ -96,11 +96,8 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 	if ctx == nil || js == nil {
 		return nil, fmt.Errorf("%w: Open needs a context and a JetStream handle", ErrInvalidInput)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, ledger.DefaultTimeout)
-		defer cancel()
-	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
+	defer cancel()
 	stream, err := ledger.OpenStream(ctx, js, ledger.StreamConfig{
 		Name: n.Stream, Subjects: n.Subjects(), Replicas: cfg.replicas, Storage: cfg.storage,
 		MaxMsgSize: int32(cfg.maxEventSize + 4096),

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	clone "github.com/huandu/go-clone"
+	"github.com/profileledger/profileledger/internal/retry"
 	"github.com/profileledger/profileledger/ledger"
 )
 
@@ -62,11 +63,8 @@ func Trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 		return fmt.Errorf("profileledger: trade: %q: %w", second.key, err)
 	}
 	defer second.drain()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, ledger.DefaultTimeout)
-		defer cancel()
-	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
+	defer cancel()
 	return trade(ctx, eventType, a, b, fn)
 }
 

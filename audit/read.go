@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger/internal/retry"
 	"github.com/profileledger/profileledger/ledger"
 )
 
@@ -41,11 +42,8 @@ type historyReader struct {
 // read returns the values stored on subject, oldest first, without the
 // delete and purge markers.
 func (h *historyReader) read(ctx context.Context, subject string) ([]StoredSnapshot, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, ledger.DefaultTimeout)
-		defer cancel()
-	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
+	defer cancel()
 	if h.sub == nil {
 		sub, err := h.nc.SubscribeSync(h.nc.NewInbox())
 		if err != nil {

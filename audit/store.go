@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/profileledger/profileledger/internal/names"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger/internal/keys"
+	"github.com/profileledger/profileledger/internal/names"
 	"github.com/profileledger/profileledger/internal/retry"
 	"github.com/profileledger/profileledger/ledger"
 )

@@ -14,13 +14,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/profileledger/profileledger/internal/names"
 	"math"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger/internal/jserr"
+	"github.com/profileledger/profileledger/internal/names"
 )
 
 // ErrHeld means the lease is held by a live session. Acquire returns a

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/profileledger/profileledger/internal/names"
-	"github.com/profileledger/profileledger/internal/retry"
 	"strconv"
 	"time"
 
@@ -15,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger/internal/jserr"
+	"github.com/profileledger/profileledger/internal/names"
+	"github.com/profileledger/profileledger/internal/retry"
 )
 
 // DefaultTimeout bounds a call whose context has no deadline.

@@ -73,11 +73,8 @@ type batchResult struct {
 // and hands them to fn. Without a deadline on ctx, the wait for the batch
 // (not the whole read) is bounded by DefaultTimeout.
 func (l *Log) readBatch(ctx context.Context, sub *replySub, subject string, next, upTo uint64, fn func(Record) error) (batchResult, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, DefaultTimeout)
+	defer cancel()
 	req, _ := json.Marshal(struct {
 		Seq     uint64 `json:"seq"`
 		NextFor string `json:"next_by_subj"`
@@ -144,11 +141,8 @@ func records(m *nats.Msg) ([]Record, error) {
 
 // Last returns the sequence of the last message on subject, 0 if none.
 func (l *Log) Last(ctx context.Context, subject string) (uint64, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, DefaultTimeout)
+	defer cancel()
 	m, err := l.stream.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
@@ -220,11 +214,8 @@ func (p *subPool) close() {
 // none, as the stream's leader knows it: unlike a direct get, which any
 // replica may answer, this cannot be behind an acknowledged append.
 func (l *Log) LastFromLeader(ctx context.Context, subject string) (uint64, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, DefaultTimeout)
+	defer cancel()
 	req, _ := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`
 	}{subject})

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/profileledger/profileledger/internal/names"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/profileledger/profileledger/internal/keys"
+	"github.com/profileledger/profileledger/internal/names"
+	"github.com/profileledger/profileledger/internal/retry"
 )
 
 // KVConfig configures OpenKV.
@@ -202,11 +202,8 @@ func (s *KV) Load(ctx context.Context, key string, maxVersion uint64) (Loaded, e
 // load is Load that also returns the key's last revision (0 if none), for
 // Save's compare-and-set.
 func (s *KV) load(ctx context.Context, token, key string, maxVersion uint64) (Loaded, uint64, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.timeout)
-		defer cancel()
-	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, s.timeout)
+	defer cancel()
 	subject := s.subjectPrefix + token
 	var l Loaded
 	m, err := s.getMsg(ctx, msgGetRequest{LastFor: subject})

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/snapshots"
 	"github.com/profileledger/profileledger/snapshots/snapshotstest"

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/profileledger/profileledger/internal/retry"
 	"math/rand/v2"
 	"time"
 
 	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/internal/retry"
 )
 
 // The pace of a simulated player.

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/profileledger/profileledger/internal/names"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger/internal/keys"
+	"github.com/profileledger/profileledger/internal/names"
 	"github.com/profileledger/profileledger/ledger"
 )
 

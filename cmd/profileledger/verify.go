@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/profileledger/profileledger/internal/names"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
 	"github.com/profileledger/profileledger/audit"
 	"github.com/profileledger/profileledger/internal/keys"
+	"github.com/profileledger/profileledger/internal/names"
 	"github.com/profileledger/profileledger/ledger"
 	"github.com/profileledger/profileledger/projector"
 )

@@ -7,9 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/goleak"
-
 	"github.com/profileledger/profileledger/internal/natstest"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {

@@ -1,4 +1,5 @@
-// Package retry holds the waiting that retry loops share.
+// Package retry holds the waiting that calls and their retry loops share:
+// default deadlines, backoff, sleeps.
 package retry
 
 import (
@@ -25,4 +26,14 @@ func Backoff(attempt int, base, limit time.Duration) time.Duration {
 		return 0
 	}
 	return min(base<<min(attempt-1, 20), limit)
+}
+
+// WithDefaultTimeout returns ctx bounded by d if it has no deadline of its
+// own, and ctx as it is otherwise (the returned cancel then does nothing).
+// Callers defer the cancel either way.
+func WithDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
 }

@@ -29,3 +29,18 @@ func TestSleepStopsWhenTheContextEnds(t *testing.T) {
 		t.Fatal("Sleep on a live context reported it ended")
 	}
 }
+
+func TestWithDefaultTimeoutBoundsOnlyAContextWithoutDeadline(t *testing.T) {
+	ctx, cancel := retry.WithDefaultTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > time.Minute {
+		t.Fatalf("no deadline of its own: got %v, %v; want one within a minute", d, ok)
+	}
+	mine, cancelMine := context.WithTimeout(context.Background(), time.Hour)
+	defer cancelMine()
+	ctx, cancel = retry.WithDefaultTimeout(mine, time.Minute)
+	cancel()
+	if ctx != mine || ctx.Err() != nil {
+		t.Fatalf("a context with a deadline came back changed (%v) or cancelled (%v)", ctx != mine, ctx.Err())
+	}
+}
