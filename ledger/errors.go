@@ -15,6 +15,13 @@ var ErrFenced = errors.New("ledger: fenced by a newer session")
 // foreign message on the subject). The writer should read the tail and decide.
 var ErrStale = errors.New("ledger: stale view of the log")
 
+// ErrRewound means an append was rejected because the profile's log ends
+// before the version the writer expected to be its last: the stream was
+// deleted, purged or restored from an older backup since the writer read
+// it. It is a definite rejection (nothing was appended), and the writer's
+// view of the profile is not the log's: it must not append again.
+var ErrRewound = errors.New("ledger: the log is behind the writer's view (deleted, purged or restored)")
+
 // ErrTooLarge means an event's encoded size is over the log's limit. Nothing
 // was appended.
 var ErrTooLarge = errors.New("ledger: event too large")
@@ -28,7 +35,7 @@ var ErrUncertain = errors.New("ledger: append outcome unknown")
 var ErrStreamConfig = errors.New("ledger: incompatible stream configuration")
 
 // ConflictError is returned when the log's fence rejected an append. It
-// matches ErrFenced or ErrStale with errors.Is.
+// matches ErrFenced, ErrStale or ErrRewound with errors.Is.
 type ConflictError struct {
 	// Subject is the subject whose fence failed.
 	Subject string
@@ -38,16 +45,19 @@ type ConflictError struct {
 	Last uint64
 	// Epoch is the highest epoch found after Expected (0 if none).
 	Epoch uint64
-	// Kind is ErrFenced or ErrStale.
+	// Kind is ErrFenced, ErrStale or ErrRewound.
 	Kind error
 }
 
 func (e *ConflictError) Error() string {
-	if errors.Is(e.Kind, ErrFenced) {
+	switch {
+	case errors.Is(e.Kind, ErrFenced):
 		return fmt.Sprintf("%v: %s moved from version %d to %d, written by epoch %d", e.Kind, e.Subject, e.Expected, e.Last, e.Epoch)
+	case errors.Is(e.Kind, ErrRewound):
+		return fmt.Sprintf("%v: %s ends at version %d, the writer expected %d", e.Kind, e.Subject, e.Last, e.Expected)
 	}
 	return fmt.Sprintf("%v: %s moved from version %d to %d", e.Kind, e.Subject, e.Expected, e.Last)
 }
 
-// Unwrap returns the kind (ErrFenced or ErrStale).
+// Unwrap returns the kind (ErrFenced, ErrStale or ErrRewound).
 func (e *ConflictError) Unwrap() error { return e.Kind }

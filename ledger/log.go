@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,9 +69,11 @@ type Part struct {
 // ends; if the retry finds the events already in the log, their sequences
 // are returned as if the first acknowledgement had arrived.
 //
-// Errors: ErrTooLarge (nothing sent), a *ConflictError matching ErrFenced or
-// ErrStale, ErrUncertain (wrapping the context's error) when ctx ended
-// before the outcome was known.
+// Errors: ErrTooLarge (nothing sent), a *ConflictError matching ErrFenced,
+// ErrStale or ErrRewound (definite rejections: nothing was appended),
+// ErrUncertain (wrapping the context's error) when ctx ended before the
+// outcome was known. With a deadline on ctx, Append returns by it; without
+// one it takes at most DefaultTimeout and one more read to settle.
 func (l *Log) Append(ctx context.Context, subject string, expected uint64, events ...Event) (uint64, error) {
 	seqs, err := l.AppendAtomic(ctx, Part{Subject: subject, Expected: expected, Events: events})
 	if err != nil {
@@ -123,10 +126,10 @@ func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]uint64, error)
 		}
 		lastErr := err
 		if ctx.Err() != nil {
-			return l.lastLook(ctx, parts, lastErr)
+			return l.lastLook(ctx, ok, parts, lastErr)
 		}
 		if !retry.Sleep(ctx, retry.Backoff(attempt, 10*time.Millisecond, 500*time.Millisecond)) {
-			return l.lastLook(ctx, parts, lastErr)
+			return l.lastLook(ctx, ok, parts, lastErr)
 		}
 		// Settle what the previous attempt did before trying again: the
 		// log, not the missing ack, says whether it landed.
@@ -140,8 +143,14 @@ func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]uint64, error)
 	}
 }
 
-// lastLook settles an append whose context ended: did it land after all?
-func (l *Log) lastLook(ctx context.Context, parts []Part, lastErr error) ([]uint64, error) {
+// lastLook settles an append whose deadline passed: did it land after all?
+// It reads the log only when the deadline was the ledger's own default (the
+// caller set none): a caller's deadline or cancellation is respected, and
+// the outcome is then reported as unknown.
+func (l *Log) lastLook(ctx context.Context, callerDeadline bool, parts []Part, lastErr error) ([]uint64, error) {
+	if callerDeadline {
+		return nil, fmt.Errorf("%w: %w (last error: %v)", ErrUncertain, ctx.Err(), lastErr)
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
 	defer cancel()
 	seqs, err := l.resolve(rctx, parts)
@@ -196,13 +205,33 @@ func (l *Log) encode(parts []Part) ([]*nats.Msg, error) {
 		}
 		m := nats.NewMsg(p.Subject)
 		m.Data = data
-		// The first event's id names the message: a retry is de-duplicated
-		// (or, where the fence check runs first, found by resolve).
-		m.Header.Set(jetstream.MsgIDHeader, p.Events[0].ID)
+		// The message id names exactly this content: a retry of the same
+		// message is de-duplicated (or, where the fence check runs first,
+		// found by resolve), and no other grouping of its events can be
+		// mistaken for it.
+		m.Header.Set(jetstream.MsgIDHeader, MessageID(p.Events))
 		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(p.Expected, 10))
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// MessageID is the Nats-Msg-Id of a message holding events, in order: the
+// event's id for one event; for several, the first id, the count and a hash
+// of every id, so that [e1,e2] and [e1,e2,e3] never share an id. An id
+// names one content: a message whose outcome is unknown must be sent again
+// byte for byte (the same events, grouped the same way) or settled by
+// reading the log.
+func MessageID(events []Event) string {
+	if len(events) == 1 {
+		return events[0].ID
+	}
+	h := sha256.New()
+	for _, ev := range events {
+		h.Write([]byte(ev.ID))
+		h.Write([]byte{0})
+	}
+	return fmt.Sprintf("%s+%d.%x", events[0].ID, len(events)-1, h.Sum(nil)[:12])
 }
 
 // publish sends msgs (one publish, or one atomic batch) and returns the
@@ -301,7 +330,8 @@ func parseAck(data []byte) (uint64, error) {
 // resolve reads each part's subject after its expected sequence to settle
 // an append whose fence failed or whose ack was lost: if the events are
 // there, it returns their sequences; if a newer epoch wrote, ErrFenced; if
-// something else moved the log, ErrStale; if nothing moved, errNotFound.
+// something else moved the log, ErrStale; if the subject ends before the
+// expected sequence, ErrRewound; if nothing moved, errNotFound.
 func (l *Log) resolve(ctx context.Context, parts []Part) ([]uint64, error) {
 	out := make([]uint64, len(parts))
 	missing := false
@@ -335,6 +365,12 @@ func (l *Log) resolve(ctx context.Context, parts []Part) ([]uint64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ledger: read %s to settle an append: %w", p.Subject, err)
 		}
+		if found > 0 && found < len(p.Events) {
+			// Part of this content under another grouping: it never
+			// happens while a message id names one content; never fold it
+			// as ours.
+			other = true
+		}
 		switch {
 		case found == len(p.Events):
 			out[i] = seqs[0]
@@ -346,6 +382,16 @@ func (l *Log) resolve(ctx context.Context, parts []Part) ([]uint64, error) {
 			return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected, Last: last, Epoch: newer, Kind: ErrFenced}
 		case other:
 			return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected, Last: last, Kind: ErrStale}
+		case p.Expected > 0:
+			// Nothing after the fence: is the fence itself in the log? If
+			// the subject ends before it, this append can never land.
+			end, err := l.LastFromLeader(ctx, p.Subject)
+			if err != nil {
+				return nil, fmt.Errorf("ledger: read %s to settle an append: %w", p.Subject, err)
+			}
+			if end < p.Expected {
+				return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected, Last: end, Kind: ErrRewound}
+			}
 		}
 		missing = true
 	}

@@ -157,8 +157,9 @@ func (l *Log) Last(ctx context.Context, subject string) (uint64, error) {
 // once per call. A subscription goes back only after its reply stream ended,
 // so no late reply of one read can reach the next.
 type subPool struct {
-	mu   sync.Mutex
-	free []*replySub
+	mu     sync.Mutex
+	free   []*replySub
+	closed bool // a read in flight at Close unsubscribes when it is done
 }
 
 // replySub is a reply inbox whose channel holds one whole batch (and its
@@ -192,7 +193,7 @@ func (p *subPool) get(nc *nats.Conn) (*replySub, error) {
 
 func (p *subPool) put(rs *replySub, clean bool) {
 	p.mu.Lock()
-	if clean && rs.sub.IsValid() && len(p.free) < maxPooledSubs {
+	if clean && !p.closed && rs.sub.IsValid() && len(p.free) < maxPooledSubs {
 		p.free = append(p.free, rs)
 		p.mu.Unlock()
 		return
@@ -207,7 +208,7 @@ func (p *subPool) close() {
 	for _, rs := range p.free {
 		rs.sub.Unsubscribe()
 	}
-	p.free = nil
+	p.free, p.closed = nil, true
 }
 
 // LastFromLeader returns the sequence of the last message on subject, 0 if
