@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/profileledger/profileledger/ledger"
 	"github.com/profileledger/profileledger/projector"
+	"github.com/profileledger/profileledger/snapshots"
 )
 
 // LoadReport says how a profile's state was rebuilt: from which snapshot,
@@ -20,12 +22,35 @@ type LoadReport struct {
 	// Replayed is how many events were folded after the snapshot.
 	Replayed int
 	// SkippedMessages are messages on the profile's subject that were not
-	// folded: not events at all, or (with WithSkipBadEvents) events that
-	// did not apply.
+	// folded: not events at all, events written behind a newer fence, or
+	// (with WithSkipBadEvents) events that did not apply. It lists the
+	// first MaxReportedSkips of them; SkippedTotal counts them all.
 	SkippedMessages []SkippedMessage
-	// SkippedSnapshots are snapshots that were corrupt or unreadable and so
-	// not trusted.
+	// SkippedTotal is how many messages were skipped, listed or not.
+	SkippedTotal int
+	// SkippedSnapshots are snapshots that were not trusted: corrupt,
+	// unreadable, or not matching the log (their version is not an event
+	// of this profile with their epoch and session).
 	SkippedSnapshots []string
+}
+
+// MaxReportedSkips bounds LoadReport.SkippedMessages: a subject flooded with
+// garbage costs a count, not memory.
+const MaxReportedSkips = 100
+
+// clone returns a copy of r that shares no memory with it.
+func (r LoadReport) clone() LoadReport {
+	r.SkippedMessages = slices.Clone(r.SkippedMessages)
+	r.SkippedSnapshots = slices.Clone(r.SkippedSnapshots)
+	return r
+}
+
+// addSkipped lists a skipped message, within the bound.
+func (r *LoadReport) addSkipped(m SkippedMessage) {
+	r.SkippedTotal++
+	if len(r.SkippedMessages) < MaxReportedSkips {
+		r.SkippedMessages = append(r.SkippedMessages, m)
+	}
 }
 
 // SkippedMessage is one message a load passed over.
@@ -47,37 +72,112 @@ type loaded struct {
 // load folds a profile from its newest usable snapshot and the events after
 // it, up to upTo (0: the end) or, if at is set, up to the last event the
 // server stored at or before at.
+//
+// A snapshot is checked, never trusted: its version must be a message of
+// this profile's subject whose events carry the snapshot's epoch and
+// session. The check costs no extra request: the read simply starts at the
+// snapshot's own message. A snapshot that fails it (the stream was deleted,
+// purged or restored from an older backup while the bucket survived, or
+// someone wrote the bucket) is reported in LoadReport.SkippedSnapshots, and
+// the load falls back to an older snapshot, or to a full replay.
 func (st *Store[T]) load(ctx context.Context, key, token string, upTo uint64, at time.Time) (loaded, error) {
-	var l loaded
-	if at.IsZero() {
-		snap, err := st.snaps.Load(ctx, key, upTo)
-		if err != nil {
-			return loaded{}, fmt.Errorf("profileledger: load snapshot of %q: %w", key, err)
+	var report LoadReport
+	maxVersion, useSnapshots := upTo, at.IsZero()
+	for {
+		l := loaded{report: report}
+		var snap *snapshots.Snapshot
+		if useSnapshots {
+			var err error
+			if snap, err = st.loadSnapshot(ctx, key, maxVersion, &l); err != nil {
+				return loaded{}, err
+			}
 		}
-		for _, s := range snap.Skipped {
+		err := st.replay(ctx, key, token, upTo, at, snap, &l)
+		var distrust *distrustedSnapshot
+		if !errors.As(err, &distrust) {
+			return l, err
+		}
+		msg := fmt.Sprintf("version %d: %s", snap.Version, distrust.why)
+		report = l.report
+		report.SnapshotVersion, report.Replayed = 0, 0
+		report.SkippedMessages, report.SkippedTotal = nil, 0 // the next attempt reads them again
+		report.SkippedSnapshots = append(report.SkippedSnapshots, msg)
+		st.log.Warn("snapshot does not match the log; falling back", logKey, key, logReason, msg)
+		// No older snapshot can start below version 1: then replay all.
+		maxVersion, useSnapshots = snap.Version-1, snap.Version > 1
+	}
+}
+
+// loadSnapshot finds the newest decodable snapshot at or below maxVersion
+// (0: any) and starts l from it; it returns nil if there is none.
+func (st *Store[T]) loadSnapshot(ctx context.Context, key string, maxVersion uint64, l *loaded) (*snapshots.Snapshot, error) {
+	for {
+		found, err := st.snaps.Load(ctx, key, maxVersion)
+		if err != nil {
+			return nil, fmt.Errorf("profileledger: load snapshot of %q: %w", key, err)
+		}
+		for _, s := range found.Skipped {
 			msg := fmt.Sprintf("revision %d: %v", s.Revision, s.Err)
 			l.report.SkippedSnapshots = append(l.report.SkippedSnapshots, msg)
 			st.log.Warn("snapshot not trusted; falling back", logKey, key, logReason, msg)
 		}
-		if snap.Found {
-			doc, err := projector.Decode(snap.Snapshot.State)
-			if err != nil {
-				// Decode verified the checksum, so this is a snapshot we wrote
-				// wrongly; still derived data: replay from scratch.
-				l.report.SkippedSnapshots = append(l.report.SkippedSnapshots, fmt.Sprintf("version %d: %v", snap.Snapshot.Version, err))
-			} else {
-				l.doc, l.version, l.fence = doc, snap.Snapshot.Version, snap.Snapshot.Version
-				l.epoch, l.session = snap.Snapshot.Epoch, snap.Snapshot.Session
-				l.report.SnapshotVersion = snap.Snapshot.Version
-			}
+		if !found.Found {
+			return nil, nil
 		}
+		snap := found.Snapshot
+		doc, err := projector.Decode(snap.State)
+		if err != nil {
+			// Decode verified the checksum, so this is a snapshot we wrote
+			// wrongly; still derived data: look further back.
+			l.report.SkippedSnapshots = append(l.report.SkippedSnapshots, fmt.Sprintf("version %d: %v", snap.Version, err))
+			if snap.Version <= 1 {
+				return nil, nil
+			}
+			maxVersion = snap.Version - 1
+			continue
+		}
+		l.doc, l.version, l.fence = doc, snap.Version, snap.Version
+		l.epoch, l.session = snap.Epoch, snap.Session
+		l.report.SnapshotVersion = snap.Version
+		return &snap, nil
 	}
+}
+
+// distrustedSnapshot stops a replay whose snapshot does not match the log.
+type distrustedSnapshot struct{ why string }
+
+func (d *distrustedSnapshot) Error() string { return "snapshot does not match the log: " + d.why }
+
+// replay folds the events after l's snapshot (if any) into l. With a
+// snapshot it reads from the snapshot's own message, to check it.
+func (st *Store[T]) replay(ctx context.Context, key, token string, upTo uint64, at time.Time, snap *snapshots.Snapshot, l *loaded) error {
 	subject := st.names.Events(token)
+	after := l.fence
+	sawOwn := false // the snapshot's own message was read and matches it
 	fold := func(r ledger.Record) error {
+		if snap != nil && !sawOwn || snap != nil && r.Seq == snap.Version {
+			if r.Seq != snap.Version {
+				return &distrustedSnapshot{fmt.Sprintf("sequence %d is not a message of this profile", snap.Version)}
+			}
+			// The snapshot's own message (all its events, if a group): its
+			// changes are in the snapshot already.
+			switch {
+			case r.Err != nil:
+				return &distrustedSnapshot{fmt.Sprintf("sequence %d is not an event: %v", r.Seq, r.Err)}
+			case r.Event.Epoch != snap.Epoch || snap.Session != "" && r.Event.Session != snap.Session:
+				return &distrustedSnapshot{fmt.Sprintf("the event at that version is of epoch %d, session %s; the snapshot says epoch %d, session %s",
+					r.Event.Epoch, r.Event.Session, snap.Epoch, snap.Session)}
+			}
+			sawOwn = true
+			return nil
+		}
 		if !at.IsZero() && r.Stored.After(at) {
 			return errStopRead
 		}
-		return st.fold(&l, key, r)
+		return st.fold(l, key, r)
+	}
+	if snap != nil {
+		after = snap.Version - 1
 	}
 	var err error
 	if st.cfg.replicas > 1 && at.IsZero() {
@@ -86,20 +186,26 @@ func (st *Store[T]) load(ctx context.Context, key, token string, upTo uint64, at
 		// acknowledged event is seen.
 		last, lerr := st.ledger.LastFromLeader(ctx, subject)
 		if lerr != nil {
-			return loaded{}, lerr
+			return lerr
 		}
 		through := upTo
 		if upTo == 0 || last < upTo {
 			through = last
 		}
-		err = st.ledger.ReadThrough(ctx, subject, l.fence, through, fold)
+		if snap != nil && through < snap.Version {
+			return &distrustedSnapshot{fmt.Sprintf("the profile's log ends at sequence %d", last)}
+		}
+		err = st.ledger.ReadThrough(ctx, subject, after, through, fold)
 	} else {
-		err = st.ledger.Read(ctx, subject, l.fence, upTo, fold)
+		err = st.ledger.Read(ctx, subject, after, upTo, fold)
 	}
 	if err != nil && !errors.Is(err, errStopRead) {
-		return loaded{}, err
+		return err
 	}
-	return l, nil
+	if snap != nil && !sawOwn {
+		return &distrustedSnapshot{fmt.Sprintf("the profile's log has no message at sequence %d", snap.Version)}
+	}
+	return nil
 }
 
 var errStopRead = errors.New("stop")
@@ -138,6 +244,6 @@ func (st *Store[T]) fold(l *loaded, key string, r ledger.Record) error {
 
 func (st *Store[T]) skip(l *loaded, key string, seq uint64, why error) {
 	l.fence = seq
-	l.report.SkippedMessages = append(l.report.SkippedMessages, SkippedMessage{Seq: seq, Reason: why.Error()})
+	l.report.addSkipped(SkippedMessage{Seq: seq, Reason: why.Error()})
 	st.log.Warn("skipped a message that is not a foldable event", logKey, key, logSeq, seq, logReason, why.Error())
 }

@@ -328,10 +328,11 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 		if err := json.Unmarshal(raw, &w); err != nil {
 			return next, fmt.Errorf("%w: profile %q: the result does not fit the profile's type: %v", ErrInvalidInput, s.key, err)
 		}
-		// Keep the document the JSON form of the typed data (the typed
-		// diff of later mutations relies on it): if the ops left something
-		// T does not hold the same way (an unknown field, a removed field
-		// T still has), the same event records the difference.
+		// Keep the document's known part the JSON form of the typed data
+		// (the typed diff of later mutations relies on it): if the ops left
+		// something T does not hold the same way (a removed field T still
+		// has, a number T rounds), the same event records the difference.
+		// Members T does not know stay as the ops left them.
 		norm, err := json.Marshal(w)
 		if err != nil {
 			return next, fmt.Errorf("%w: profile %q no longer encodes as JSON: %v", ErrInvalidInput, s.key, err)
@@ -340,6 +341,7 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 		if err != nil {
 			return next, fmt.Errorf("profileledger: decode profile %q: %w", s.key, err)
 		}
+		ndoc = projector.Overlay(doc, ndoc)
 		ops = append(slices.Clip(r.ops), projector.Diff(doc, ndoc)...)
 		next.data, next.doc = w, ndoc
 	}
@@ -361,8 +363,10 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 // settle turns w, the data after a change, into the ops from cur and the
 // new document. The ops come from walking the two typed values
 // (projector.DiffValues), so a small change to a large profile does not pay
-// for encoding and diffing the whole document; cur.doc is always the JSON
-// form of cur.data, so the ops apply to it.
+// for encoding and diffing the whole document. cur.doc is the JSON form of
+// cur.data plus members T does not know, so the ops apply to it and leave
+// those members as they are (an array element's stay with it: DiffValues
+// aligns the unchanged ends of a sequence whose length changed).
 func (s *Session[T]) settle(cur staged[T], w T) (next staged[T], ops []ledger.Op, err error) {
 	ops, err = projector.DiffValues(cur.data, w)
 	if err != nil {

@@ -51,7 +51,7 @@ type Session[T any] struct {
 	err        error
 	epoch      uint64
 	data       T      // committed data; replaced, never changed in place
-	doc        any    // the folded document: always the JSON form of data; never changed in place
+	doc        any    // the folded document: the JSON form of data, plus members T does not know (projector.Overlay); never changed in place
 	version    uint64 // last event of the profile in the log
 	fence      uint64 // last message on the subject this session has read
 	lease      lease.Lease
@@ -342,7 +342,8 @@ func (pf *prefetched) result() *loaded {
 }
 
 // reconcile decodes doc over a copy of the template and returns the typed
-// data, its document (its JSON form), and the ops that turn doc into it.
+// data, its document (its JSON form laid over doc, so that members T does
+// not know are kept: projector.Overlay), and the ops that turn doc into it.
 func (st *Store[T]) reconcile(doc any) (data T, newDoc any, ops []ledger.Op, err error) {
 	if err := json.Unmarshal(st.template, &data); err != nil {
 		return data, nil, nil, fmt.Errorf("decode template: %w", err)
@@ -363,6 +364,9 @@ func (st *Store[T]) reconcile(doc any) (data T, newDoc any, ops []ledger.Op, err
 	if newDoc, err = projector.Decode(raw); err != nil {
 		return data, nil, nil, err
 	}
+	// Members of the stored document that T does not know (a newer server
+	// wrote them) stay: reconcile fills in, it never deletes.
+	newDoc = projector.Overlay(doc, newDoc)
 	return data, newDoc, projector.Diff(doc, newDoc), nil
 }
 
@@ -380,10 +384,13 @@ func (s *Session[T]) Epoch() uint64 {
 }
 
 // LoadReport says how StartSession rebuilt the profile.
+//
+// Messages skipped later, when the session read past messages that are not
+// its own (foreign or garbage ones), are added to it, within the same bound.
 func (s *Session[T]) LoadReport() LoadReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.report
+	return s.report.clone()
 }
 
 // Data returns a deep copy of the profile's data: changing it changes
@@ -678,7 +685,10 @@ func (s *Session[T]) readPast(ctx context.Context, fold bool) error {
 	s.mu.Lock()
 	s.doc, s.data = l.doc, data
 	s.version, s.fence = max(s.version, l.version), l.fence
-	s.report.SkippedMessages = append(s.report.SkippedMessages, l.report.SkippedMessages...)
+	for _, m := range l.report.SkippedMessages {
+		s.report.addSkipped(m)
+	}
+	s.report.SkippedTotal += l.report.SkippedTotal - len(l.report.SkippedMessages)
 	s.resync = false
 	s.mu.Unlock()
 	return nil

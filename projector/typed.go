@@ -335,24 +335,54 @@ func leafEqual(a, b reflect.Value) bool {
 	return false
 }
 
-// diffSequence diffs the common elements in place, then appends what new
-// has beyond old, or removes what old has beyond new (from the end).
+// diffSequence diffs two sequences. Of the same length, element by element
+// in place. Of different lengths, it first aligns the unchanged elements at
+// both ends, so that an insertion or a removal in the middle is one op and
+// the elements after it keep their identity (in the stored document an
+// element may carry fields the type does not know: they must stay with
+// their element, not with its index); then it diffs the middle element by
+// element, and adds what new has beyond old (before the aligned tail), or
+// removes what old has beyond new (from the end of the middle).
 func (d *typedDiffer) diffSequence(o, n reflect.Value, path *seg, depth int) error {
-	common := min(o.Len(), n.Len())
-	for i := range common {
+	ol, nl := o.Len(), n.Len()
+	pre, suf := 0, 0
+	if ol != nl {
+		for pre < ol && pre < nl && deepEqual(o.Index(pre), n.Index(pre)) {
+			pre++
+		}
+		for suf < ol-pre && suf < nl-pre && deepEqual(o.Index(ol-1-suf), n.Index(nl-1-suf)) {
+			suf++
+		}
+	}
+	om, nm := ol-pre-suf, nl-pre-suf
+	common := min(om, nm)
+	for i := pre; i < pre+common; i++ {
 		if err := d.diff(o.Index(i), n.Index(i), &seg{parent: path, idx: i, isIdx: true}, depth+1); err != nil {
 			return err
 		}
 	}
-	for i := common; i < n.Len(); i++ {
-		if err := d.add(&seg{parent: path, end: true}, n.Index(i)); err != nil {
+	for i := pre + common; i < pre+nm; i++ {
+		p := &seg{parent: path, idx: i, isIdx: true}
+		if suf == 0 {
+			p = &seg{parent: path, end: true}
+		}
+		if err := d.add(p, n.Index(i)); err != nil {
 			return err
 		}
 	}
-	for i := o.Len() - 1; i >= common; i-- {
+	for i := pre + om - 1; i >= pre+common; i-- {
 		d.ops = append(d.ops, ledger.Op{Op: "remove", Path: (&seg{parent: path, idx: i, isIdx: true}).String()})
 	}
 	return nil
+}
+
+// deepEqual reports whether two elements are deeply equal Go values (and so
+// encode alike). False is always safe: it only means "not aligned".
+func deepEqual(a, b reflect.Value) bool {
+	if !a.CanInterface() || !b.CanInterface() {
+		return false
+	}
+	return reflect.DeepEqual(a.Interface(), b.Interface())
 }
 
 // Maps and slices whose underlying type is one of these scalar shapes
