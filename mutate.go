@@ -160,7 +160,9 @@ func (s *Session[T]) commit(batch []*request[T]) {
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		s.mu.Lock()
-		resync := s.resync
+		// In deferred mode a commit appends nothing: the flush settles
+		// what is in doubt.
+		resync := s.resync && s.st.cfg.deferred == 0
 		s.mu.Unlock()
 		if resync {
 			if err := s.resyncBy(ctx); err != nil {
@@ -213,7 +215,11 @@ func (s *Session[T]) commit(batch []*request[T]) {
 				return
 			}
 			s.data, s.doc = cur.data, cur.doc
-			s.unflushed = append(s.unflushed, events...)
+			for _, o := range out {
+				if o.ev != nil {
+					s.unflushed = append(s.unflushed, pending{ev: *o.ev, doc: o.doc})
+				}
+			}
 			s.mu.Unlock()
 			ackAll(out, nil)
 			return
@@ -222,8 +228,9 @@ func (s *Session[T]) commit(batch []*request[T]) {
 		switch {
 		case err == nil:
 			s.mu.Lock()
-			s.data, s.doc = cur.data, cur.doc
+			s.data, s.doc, s.logDoc = cur.data, cur.doc, cur.doc
 			s.version, s.fence = last, last
+			s.uncertain = nil // an older message in doubt can no longer land
 			s.sinceSnap += len(events)
 			if s.sinceSnap >= s.st.cfg.snapshotEvery {
 				s.snapshotLocked()
@@ -231,7 +238,7 @@ func (s *Session[T]) commit(batch []*request[T]) {
 			s.mu.Unlock()
 			ackAll(out, nil)
 			return
-		case errors.Is(err, ledger.ErrFenced):
+		case errors.Is(err, ledger.ErrFenced), errors.Is(err, ledger.ErrRewound):
 			s.lose(err)
 			ackAll(out, s.Err())
 			return
@@ -247,13 +254,20 @@ func (s *Session[T]) commit(batch []*request[T]) {
 				batch = append(batch, o.r)
 			}
 			continue
+		case errors.Is(err, ledger.ErrStale):
+			// Rejected again on the last attempt: a known outcome, nothing
+			// was appended. Read past the log before the next append.
+			s.markResync()
+			ackAll(out, fmt.Errorf("profileledger: profile %q: the log kept moving under this session; nothing was appended: %w", s.key, err))
+			return
 		case errors.Is(err, ledger.ErrTooLarge):
 			ackAll(out, fmt.Errorf("%w: %w", ErrTooLarge, err))
 			return
 		default:
-			// The outcome is unknown: read the log before the next append.
+			// The outcome is unknown: read the log before the next append,
+			// and fold these events then if they landed.
 			s.mu.Lock()
-			s.resync = true
+			s.noteUncertainLocked(events)
 			s.mu.Unlock()
 			ackAll(out, fmt.Errorf("%w: profile %q: %w", ErrUncertain, s.key, err))
 			return
@@ -266,7 +280,7 @@ func (s *Session[T]) commit(batch []*request[T]) {
 func (s *Session[T]) resyncBy(ctx context.Context) error {
 	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
 	defer cancel()
-	return s.readPast(ctx, true)
+	return s.readPast(ctx)
 }
 
 func ackAll[T any](out []staged[T], err error) {
@@ -381,14 +395,21 @@ func (s *Session[T]) settle(cur staged[T], w T) (next staged[T], ops []ledger.Op
 }
 
 // claim gives the caller the session's commit rights (as a leader of the
-// mutation queue has them), waiting for an append in flight to finish.
-// Release them with drain, which also commits what queued meanwhile.
-func (s *Session[T]) claim() error {
+// mutation queue has them), waiting for an append in flight to finish, or
+// for ctx to end. Release them with drain, which also commits what queued
+// meanwhile.
+func (s *Session[T]) claim(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.claimers++
-	for s.committing && s.state != stateDone {
-		s.idle.Wait()
+	if !s.waitIdleLocked(ctx) {
+		s.claimers--
+		if s.claimers == 0 && !s.committing && len(s.queue) > 0 {
+			// The leader left the queue to this claim: hand it on.
+			s.committing = true
+			s.st.goDrain(s)
+		}
+		return ctx.Err()
 	}
 	s.claimers--
 	if s.state != stateActive {
@@ -396,6 +417,27 @@ func (s *Session[T]) claim() error {
 	}
 	s.committing = true
 	return nil
+}
+
+// waitIdleLocked waits, with s.mu held, until no commit is in flight or the
+// session is done; it returns false if ctx ended first.
+func (s *Session[T]) waitIdleLocked(ctx context.Context) bool {
+	if !s.committing || s.state == stateDone {
+		return true
+	}
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.idle.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	for s.committing && s.state != stateDone {
+		if ctx.Err() != nil {
+			return false
+		}
+		s.idle.Wait()
+	}
+	return true
 }
 
 // callSafely runs fn, turning a panic into an error.
@@ -429,33 +471,112 @@ func (s *Session[T]) Flush(ctx context.Context) error {
 	return nil
 }
 
+// pending is a deferred mutation's event and the document after it.
+type pending struct {
+	ev  ledger.Event
+	doc any
+}
+
 // flush appends the deferred backlog and then extra (a session marker), one
-// flush at a time. A fenced session ends as lost; after another failure the
-// unappended backlog stays for the next flush (same ids: if the failed
-// append landed after all, the retry finds it instead of doubling it).
+// flush at a time, in as many messages as the size limit needs, moving the
+// fence and the log's document after each.
+//
+// A message whose outcome is unknown (no acknowledgement, and reading the
+// log could not settle it) stays at the head of the backlog as the message
+// in flight: the next flush sends it again byte for byte, at the fence it
+// was sent at, and the ledger finds it in the log if it landed; it is never
+// regrouped with newer events, since its message id names its content. Only
+// when the log shows that it can no longer land (something else follows its
+// fence) are its events grouped anew. A fenced session ends as lost.
 func (s *Session[T]) flush(ctx context.Context, extra ...ledger.Event) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.mu.Lock()
-	backlog := s.unflushed
-	s.unflushed = nil
+	for _, ev := range extra {
+		doc := s.doc
+		s.unflushed = append(s.unflushed, pending{ev: ev, doc: doc})
+	}
 	s.mu.Unlock()
-	events := append(slices.Clip(backlog), extra...)
-	if len(events) == 0 {
-		return nil
-	}
-	done, err := s.appendFlush(ctx, events)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ledger.ErrFenced):
-		s.lose(err)
-		return s.Err()
-	}
-	if done < len(backlog) {
+	stale := 0
+	for {
 		s.mu.Lock()
-		s.unflushed = append(slices.Clone(backlog[done:]), s.unflushed...)
+		if len(s.unflushed) == 0 {
+			s.mu.Unlock()
+			return nil
+		}
+		var events []ledger.Event
+		fence := s.fence
+		if s.inflight > 0 {
+			fence = s.inflightAt
+			events = make([]ledger.Event, s.inflight)
+			for i, p := range s.unflushed[:s.inflight] {
+				events[i] = p.ev
+			}
+		} else {
+			var err error
+			if events, err = s.chunkLocked(); err != nil {
+				s.mu.Unlock()
+				return err
+			}
+		}
 		s.mu.Unlock()
+
+		seq, err := s.st.ledger.Append(ctx, s.subject, fence, events...)
+		switch {
+		case err == nil:
+			s.mu.Lock()
+			last := s.unflushed[len(events)-1]
+			s.unflushed = slices.Delete(s.unflushed, 0, len(events))
+			s.inflight = 0
+			s.logDoc = last.doc
+			s.version, s.fence = seq, seq
+			s.sinceSnap += len(events)
+			s.mu.Unlock()
+			continue
+		case errors.Is(err, ledger.ErrFenced), errors.Is(err, ledger.ErrRewound):
+			s.lose(err)
+			return s.Err()
+		case errors.Is(err, ledger.ErrStale) && stale < 3:
+			// Definitely not appended (something else follows the fence):
+			// read past it; the message in flight, if this was it, can no
+			// longer land and is regrouped.
+			stale++
+			if err := s.readPast(ctx); err != nil {
+				return err
+			}
+			s.mu.Lock()
+			s.inflight = 0
+			s.mu.Unlock()
+			continue
+		case errors.Is(err, ledger.ErrStale):
+			return fmt.Errorf("profileledger: profile %q: the log kept moving under this session; nothing was appended: %w", s.key, err)
+		case errors.Is(err, ledger.ErrTooLarge):
+			return fmt.Errorf("%w: %w", ErrTooLarge, err)
+		default:
+			s.mu.Lock()
+			s.inflight, s.inflightAt = len(events), fence
+			s.resync = true
+			s.mu.Unlock()
+			return fmt.Errorf("%w: profile %q: %d deferred events: %w", ErrUncertain, s.key, len(events), err)
+		}
 	}
-	return err
+}
+
+// chunkLocked returns the unflushed events that fit in one message, from
+// the head of the backlog.
+func (s *Session[T]) chunkLocked() ([]ledger.Event, error) {
+	size, limit := 2, s.st.ledger.MaxEventSize()
+	var events []ledger.Event
+	for i := range s.unflushed {
+		n, err := s.unflushed[i].ev.Prepare()
+		if err != nil {
+			return nil, fmt.Errorf("profileledger: encode event: %w", err)
+		}
+		if i > 0 && size+n+1 > limit {
+			break
+		}
+		size += n + 1
+		events = append(events, s.unflushed[i].ev)
+	}
+	return events, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,6 +53,7 @@ type Session[T any] struct {
 	epoch      uint64
 	data       T      // committed data; replaced, never changed in place
 	doc        any    // the folded document: the JSON form of data, plus members T does not know (projector.Overlay); never changed in place
+	logDoc     any    // the document as the log holds it at version: doc less the unflushed deferred mutations
 	version    uint64 // last event of the profile in the log
 	fence      uint64 // last message on the subject this session has read
 	lease      lease.Lease
@@ -61,9 +63,12 @@ type Session[T any] struct {
 	committing bool
 	claimers   int // trades waiting in claim
 	resync     bool
-	unflushed  []ledger.Event // deferred mode: applied in memory, not yet appended
-	flushMu    sync.Mutex     // one flush at a time: two would race for one fence
-	renewMu    sync.Mutex     // held by a renewal attempt; End takes it to release the lease
+	unflushed  []pending       // deferred mode: applied in memory, not yet in the log, in order
+	inflight   int             // deferred mode: the first inflight unflushed events are one message whose outcome is unknown...
+	inflightAt uint64          // ...sent at this fence: it is sent again byte for byte, or found in the log
+	uncertain  map[string]bool // ids of events whose append's outcome is unknown (durable mode, trades)
+	flushMu    sync.Mutex      // one flush at a time: two would race for one fence
+	renewMu    sync.Mutex      // held by a renewal attempt; End takes it to release the lease
 	report     LoadReport
 	startLost  error     // set by lose while starting: StartSession must not return the session
 	doneOnce   sync.Once // done is closed once, by finish or a failed start
@@ -147,6 +152,13 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 			s.mu.Unlock()
 			if err == nil {
 				close(s.started)
+				if st.isClosed() {
+					// Close ran while this session started: it must not
+					// come back live from a closed store. (A Close that
+					// starts after this look ends it, or abandons it.)
+					s.end(ctx, reasonClose)
+					return nil, ErrClosed
+				}
 				return s, nil
 			}
 			// Lost while starting (its lease was taken, or could not be
@@ -300,7 +312,7 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 			return err
 		}
 		s.mu.Lock()
-		s.epoch, s.data, s.doc = epoch, data, doc
+		s.epoch, s.data, s.doc, s.logDoc = epoch, data, doc, doc
 		s.version, s.fence = seq, seq
 		s.report = l.report
 		s.sinceSnap = l.report.Replayed + 1
@@ -442,6 +454,11 @@ func (s *Session[T]) Err() error {
 // End flushes pending mutations, appends session.ended, writes a snapshot
 // and releases the lease. Calling End again returns nil. If the session was
 // lost, End returns the error matching ErrSessionLost.
+//
+// ctx bounds End. If it ends before the session could end cleanly (an
+// append in flight that NATS does not answer), the session is abandoned: it
+// ends as lost, End returns that error (it also matches the context's
+// error), and its lease expires instead of being released.
 func (s *Session[T]) End(ctx context.Context) error {
 	err := s.end(ctx, reasonEnd)
 	if errors.Is(err, ErrSessionEnded) {
@@ -472,8 +489,13 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 		}
 	}
 	s.state = stateEnding // no new mutations from here
-	for s.committing {
-		s.idle.Wait() // queued mutations finish (each bounded by its deadline)
+	// Queued mutations finish (each bounded by its deadline), unless ctx
+	// ends first: then the session cannot end cleanly in time, and is
+	// abandoned as lost (the append in flight still gets its outcome).
+	if !s.waitIdleLocked(ctx) {
+		s.mu.Unlock()
+		s.lose(fmt.Errorf("ending: the context ended while an append was in flight: %w", ctx.Err()))
+		return s.Err()
 	}
 	if s.state == stateDone {
 		err := s.err
@@ -486,7 +508,10 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 	if resync {
 		// An earlier append's outcome is unknown: fold it in if it landed,
 		// so session.ended is fenced on the log as it is.
-		if err := s.readPast(ctx, true); err != nil {
+		s.flushMu.Lock()
+		err := s.readPast(ctx)
+		s.flushMu.Unlock()
+		if err != nil {
 			s.lose(fmt.Errorf("could not read back an unknown outcome before ending: %w", err))
 			return s.Err()
 		}
@@ -582,123 +607,124 @@ func (s *Session[T]) newEvent(typ string, ops []ledger.Op, meta map[string]strin
 	}
 }
 
-// appendFlush appends events (deferred mutations and/or a session marker)
-// at the session's fence, in as many messages as the size limit needs, and
-// moves the fence after each. A stale view (foreign messages on the
-// subject) is read past and retried.
-// It returns how many events were appended, all of them unless err != nil.
-func (s *Session[T]) appendFlush(ctx context.Context, events []ledger.Event) (int, error) {
-	done := 0
-	for done < len(events) {
-		n, err := s.chunk(events[done:])
-		if err != nil {
-			return done, err
-		}
-		if err := s.appendChunk(ctx, events[done:done+n]); err != nil {
-			return done, err
-		}
-		done += n
-	}
-	return done, nil
-}
-
-// chunk returns how many of events fit in one message.
-func (s *Session[T]) chunk(events []ledger.Event) (int, error) {
-	size, limit := 2, s.st.ledger.MaxEventSize()
-	for i := range events {
-		n, err := events[i].Prepare()
-		if err != nil {
-			return 0, fmt.Errorf("profileledger: encode event: %w", err)
-		}
-		if i > 0 && size+n+1 > limit {
-			return i, nil
-		}
-		size += n + 1
-	}
-	return len(events), nil
-}
-
-func (s *Session[T]) appendChunk(ctx context.Context, events []ledger.Event) error {
-	for range 3 {
-		s.mu.Lock()
-		fence := s.fence
-		s.mu.Unlock()
-		seq, err := s.st.ledger.Append(ctx, s.subject, fence, events...)
-		if err == nil {
-			s.mu.Lock()
-			s.version, s.fence = seq, seq
-			s.sinceSnap += len(events)
-			s.mu.Unlock()
-			return nil
-		}
-		if !errors.Is(err, ledger.ErrStale) {
-			return err
-		}
-		if err := s.readPast(ctx, false); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("profileledger: %q: the log keeps moving under this session", s.key)
-}
-
-// readPast reads the subject after the session's fence. A newer epoch ends
-// the session as lost. Messages that are not this session's events are
-// skipped (and reported). This session's own events — an append whose
-// acknowledgement was lost — are folded in if fold is true; otherwise they
-// mean the log and memory disagree, which ends the session.
-func (s *Session[T]) readPast(ctx context.Context, fold bool) error {
+// readPast reads the subject after the session's fence and settles what
+// the session does not know. A newer epoch ends the session as lost. This
+// session's own events are folded in if their append's outcome was unknown
+// (a lost acknowledgement: the uncertain set, or the deferred message in
+// flight); any other event of its own means the log and memory disagree,
+// which ends the session. Other messages (foreign, garbage, a zombie's) are
+// skipped and reported, as a load skips them.
+func (s *Session[T]) readPast(ctx context.Context) error {
 	s.mu.Lock()
-	l := loaded{doc: s.doc, version: s.version, fence: s.fence, epoch: s.epoch, session: s.id}
+	l := loaded{doc: s.logDoc, version: s.version, fence: s.fence, epoch: s.epoch, session: s.id}
+	from := s.fence
+	expected := make(map[string]bool, len(s.uncertain)+s.inflight)
+	for id := range s.uncertain {
+		expected[id] = true
+	}
+	for _, p := range s.unflushed[:s.inflight] {
+		expected[p.ev.ID] = true
+	}
+	inflight, inflightAt := s.inflight, s.inflightAt
 	s.mu.Unlock()
 	var newer *ledger.Event
-	mine := 0
+	var stranger *ledger.Event
+	found := 0
 	err := s.st.ledger.Read(ctx, s.subject, l.fence, 0, func(r ledger.Record) error {
 		if r.Err == nil && r.Event.Epoch > l.epoch {
 			newer = &r.Event
 			return errStopRead
 		}
 		if r.Err == nil && r.Event.Epoch == l.epoch && r.Event.Session == s.id {
-			mine++
+			if !expected[r.Event.ID] {
+				stranger = &r.Event
+				return errStopRead
+			}
+			found++
 		}
 		return s.st.fold(&l, s.key, r)
 	})
-	if newer != nil {
+	switch {
+	case newer != nil:
 		s.lose(fmt.Errorf("%w: epoch %d (session %s) appended at sequence %d", ledger.ErrFenced, newer.Epoch, newer.Session, newer.Seq))
 		return s.Err()
-	}
-	if err != nil {
-		return err
-	}
-	if mine > 0 && !fold {
-		s.lose(fmt.Errorf("the log holds %d events of this session that its memory does not", mine))
+	case stranger != nil:
+		s.lose(fmt.Errorf("the log holds event %s of this session at sequence %d, which its memory does not", stranger.ID, stranger.Seq))
 		return s.Err()
-	}
-	raw, err := projector.Encode(l.doc)
-	if err != nil {
+	case err != nil && !errors.Is(err, errStopRead):
 		return err
-	}
-	var data T
-	if err := json.Unmarshal(raw, &data); err != nil {
-		s.lose(fmt.Errorf("%w: the log's document no longer fits the profile's type: %v", ErrBadEvent, err))
-		return s.Err()
 	}
 	s.mu.Lock()
-	s.doc, s.data = l.doc, data
+	defer s.mu.Unlock()
+	if len(s.unflushed) > 0 {
+		// Deferred mode: memory is ahead of the log by the unflushed
+		// events; what was folded here was either skipped or is the
+		// message in flight, already in memory. Only the log's side moves.
+		if inflight > 0 {
+			switch {
+			case found == inflight:
+				s.unflushed = slices.Delete(s.unflushed, 0, inflight)
+				s.inflight = 0
+			case found > 0:
+				err := fmt.Errorf("the log holds %d of the %d events of this session's message in flight", found, inflight)
+				s.mu.Unlock()
+				s.lose(err)
+				s.mu.Lock()
+				return s.err
+			case l.fence > inflightAt:
+				// Something else follows its fence: it can never land.
+				s.inflight = 0
+			}
+		}
+		s.logDoc = l.doc
+	} else {
+		raw, err := projector.Encode(l.doc)
+		if err != nil {
+			return err
+		}
+		var data T
+		if err := json.Unmarshal(raw, &data); err != nil {
+			err = fmt.Errorf("%w: the log's document no longer fits the profile's type: %v", ErrBadEvent, err)
+			s.mu.Unlock()
+			s.lose(err)
+			s.mu.Lock()
+			return s.err
+		}
+		s.doc, s.data, s.logDoc = l.doc, data, l.doc
+	}
 	s.version, s.fence = max(s.version, l.version), l.fence
+	if l.fence > from {
+		// A message sent at an older fence can no longer land.
+		s.uncertain = nil
+	}
 	for _, m := range l.report.SkippedMessages {
 		s.report.addSkipped(m)
 	}
 	s.report.SkippedTotal += l.report.SkippedTotal - len(l.report.SkippedMessages)
 	s.resync = false
-	s.mu.Unlock()
 	return nil
+}
+
+// noteUncertainLocked remembers events whose append's outcome is unknown,
+// so that the next read of the log folds them if they landed.
+func (s *Session[T]) noteUncertainLocked(events []ledger.Event) {
+	if s.uncertain == nil {
+		s.uncertain = make(map[string]bool, len(events))
+	}
+	for _, ev := range events {
+		s.uncertain[ev.ID] = true
+	}
+	s.resync = true
 }
 
 // snapshotValueLocked returns the session's state for a snapshot: the
 // document itself, encoded later, outside the session's lock.
 func (s *Session[T]) snapshotValueLocked() pendingSnapshot {
 	s.sinceSnap = 0
-	return pendingSnapshot{key: s.key, version: s.fence, epoch: s.epoch, session: s.id, doc: s.doc}
+	// The log's document at the last event folded: in deferred mode the
+	// in-memory one is ahead of the log, and a snapshot is always the fold
+	// of the log up to its version.
+	return pendingSnapshot{key: s.key, version: s.version, epoch: s.epoch, session: s.id, doc: s.logDoc}
 }
 
 // pendingSnapshot is a snapshot not yet encoded. Its document is never

@@ -150,8 +150,10 @@ func (st *Store[T]) Name() string { return st.names.Store }
 
 // Close ends every session of this store as End does (flush, append
 // session.ended, snapshot, release the lease), stops the store's background
-// work and waits for it. ctx bounds the whole shutdown; sessions that could
-// not end cleanly by then are abandoned (their leases expire). Close is the
+// work and waits for it. ctx bounds the ending of sessions; sessions that
+// could not end cleanly by then are abandoned: they end as lost (Done is
+// closed, Err matches ErrSessionLost and ErrClosed) and their leases
+// expire. No session of the store is live after Close. Close is the
 // equivalent of ProfileStore's BindToClose. It does not close the NATS
 // connection. Calling it twice is safe.
 func (st *Store[T]) Close(ctx context.Context) error {
@@ -177,6 +179,18 @@ func (st *Store[T]) Close(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	// Sessions that could not end by ctx (or that a StartSession racing
+	// Close registered meanwhile) are abandoned: lost, their leases left to
+	// expire. None outlives its store.
+	st.mu.Lock()
+	left := make([]*Session[T], 0, len(st.sessions))
+	for _, s := range st.sessions {
+		left = append(left, s)
+	}
+	st.mu.Unlock()
+	for _, s := range left {
+		s.lose(fmt.Errorf("%w: the store closed before the session could end (%v)", ErrClosed, ctx.Err()))
+	}
 	err := st.ctlSub.Unsubscribe()
 	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrBadSubscription) {
 		err = nil
@@ -189,14 +203,32 @@ func (st *Store[T]) Close(ctx context.Context) error {
 	return errors.Join(append(errs, err)...)
 }
 
+// register makes s the store's session of token. A live session of the
+// same profile that this store holds (a Steal, or a take-over, by the store
+// that holds it) is taken over: it ends as lost at once, instead of living
+// on unrenewed and unknown to Close.
 func (st *Store[T]) register(token string, s *Session[T]) error {
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	if st.closed {
+		st.mu.Unlock()
 		return ErrClosed
 	}
+	old := st.sessions[token]
 	st.sessions[token] = s
+	st.mu.Unlock()
+	if old != nil && old != s {
+		old.lose(fmt.Errorf("session %s of the same store took the profile over", s.id))
+	}
 	return nil
+}
+
+// goDrain hands the mutation queue of s to a goroutine of the store's.
+func (st *Store[T]) goDrain(s *Session[T]) {
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		s.drain()
+	}()
 }
 
 func (st *Store[T]) unregister(token string, s *Session[T]) {
@@ -300,13 +332,22 @@ func (st *Store[T]) flushLoop() {
 			live = append(live, s)
 		}
 		st.mu.Unlock()
+		// Sessions flush side by side: one whose NATS requests hang must
+		// not hold up the others' flushes.
+		sem := make(chan struct{}, 32)
+		var wg sync.WaitGroup
 		for _, s := range live {
-			ctx, cancel := context.WithTimeout(st.ctx, ledger.DefaultTimeout)
-			if err := s.Flush(ctx); err != nil && !errors.Is(err, ErrSessionEnded) && !errors.Is(err, ErrSessionLost) {
-				st.log.Warn("deferred flush failed; will retry", logKey, s.key, logErr, err)
-			}
-			cancel()
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				ctx, cancel := context.WithTimeout(st.ctx, ledger.DefaultTimeout)
+				defer cancel()
+				if err := s.Flush(ctx); err != nil && !errors.Is(err, ErrSessionEnded) && !errors.Is(err, ErrSessionLost) {
+					st.log.Warn("deferred flush failed; will retry", logKey, s.key, logErr, err)
+				}
+			})
 		}
+		wg.Wait()
 	}
 }
 

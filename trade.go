@@ -19,6 +19,15 @@ import (
 // investigator can follow an item from one profile to the other
 // (`profileledger trades`).
 //
+// fn must not call Mutate, Apply, Trade or End on a or b: the trade holds
+// both sessions' commit rights while fn runs, so such a call would wait for
+// the trade, which waits for fn — a deadlock. Data and View are fine. fn may
+// run more than once (the trade is computed again if a foreign message moved
+// a log), so it should do nothing but change the copies it is given.
+//
+// ctx bounds the trade, including the wait for a mutation of either session
+// that is in flight when it starts.
+//
 // Both sessions must be live and held by this process, be of the same
 // store (one atomic batch covers one stream: trades across two stores are
 // not supported), and be of different profiles. While the trade runs, other
@@ -55,11 +64,11 @@ func Trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 	if second.key < first.key {
 		first, second = second, first
 	}
-	if err := first.claim(); err != nil {
+	if err := first.claim(ctx); err != nil {
 		return fmt.Errorf("profileledger: trade: %q: %w", first.key, err)
 	}
 	defer first.drain()
-	if err := second.claim(); err != nil {
+	if err := second.claim(ctx); err != nil {
 		return fmt.Errorf("profileledger: trade: %q: %w", second.key, err)
 	}
 	defer second.drain()
@@ -129,8 +138,10 @@ func trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 		case errors.Is(err, ledger.ErrTooLarge):
 			return fmt.Errorf("%w: %w", ErrTooLarge, err)
 		default:
-			a.markResync()
-			b.markResync()
+			// Settled by reading both logs before either session appends
+			// again: each folds its side if it landed.
+			a.noteUncertain(evA)
+			b.noteUncertain(evB)
 			return fmt.Errorf("%w: trade %s between %q and %q: %w", ErrUncertain, id, a.key, b.key, err)
 		}
 	}
@@ -145,7 +156,10 @@ func (s *Session[T]) prepareForTrade(ctx context.Context) error {
 	resync := s.resync
 	s.mu.Unlock()
 	if resync {
-		if err := s.readPast(ctx, true); err != nil {
+		s.flushMu.Lock()
+		err := s.readPast(ctx)
+		s.flushMu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -161,12 +175,19 @@ func (s *Session[T]) committed() (staged[T], uint64) {
 func (s *Session[T]) commitTrade(n staged[T], seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.data, s.doc = n.data, n.doc
+	s.data, s.doc, s.logDoc = n.data, n.doc, n.doc
 	s.version, s.fence = seq, seq
+	s.uncertain = nil
 	s.sinceSnap++
 	if s.sinceSnap >= s.st.cfg.snapshotEvery {
 		s.snapshotLocked()
 	}
+}
+
+func (s *Session[T]) noteUncertain(ev ledger.Event) {
+	s.mu.Lock()
+	s.noteUncertainLocked([]ledger.Event{ev})
+	s.mu.Unlock()
 }
 
 func (s *Session[T]) markResync() {
