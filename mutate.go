@@ -172,7 +172,7 @@ func (s *Session[T]) commit(batch []*request[T]) {
 		}
 		s.mu.Lock()
 		base := staged[T]{data: s.data, doc: s.doc}
-		fence := s.fence
+		fence, gen := s.fence, s.gen
 		s.mu.Unlock()
 
 		var out []staged[T]
@@ -213,6 +213,16 @@ func (s *Session[T]) commit(batch []*request[T]) {
 				s.mu.Unlock()
 				ackAll(out, err)
 				return
+			}
+			if s.gen != gen {
+				// A concurrent flush folded a change this batch was not
+				// computed on (a trade in doubt that landed): again.
+				s.mu.Unlock()
+				batch = batch[:0:0]
+				for _, o := range out {
+					batch = append(batch, o.r)
+				}
+				continue
 			}
 			s.data, s.doc = cur.data, cur.doc
 			for _, o := range out {
@@ -496,11 +506,19 @@ func (s *Session[T]) flush(ctx context.Context, extra ...ledger.Event) error {
 		doc := s.doc
 		s.unflushed = append(s.unflushed, pending{ev: ev, doc: doc})
 	}
+	if len(s.unflushed) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	// This flush appends what was there when it was called: mutations that
+	// keep arriving meanwhile are the next flush's, or it might never end.
+	through := s.unflushed[len(s.unflushed)-1].ev.ID
 	s.mu.Unlock()
 	stale := 0
 	for {
 		s.mu.Lock()
-		if len(s.unflushed) == 0 {
+		upTo := slices.IndexFunc(s.unflushed, func(p pending) bool { return p.ev.ID == through })
+		if upTo < 0 {
 			s.mu.Unlock()
 			return nil
 		}
@@ -514,7 +532,7 @@ func (s *Session[T]) flush(ctx context.Context, extra ...ledger.Event) error {
 			}
 		} else {
 			var err error
-			if events, err = s.chunkLocked(); err != nil {
+			if events, err = s.chunkLocked(upTo + 1); err != nil {
 				s.mu.Unlock()
 				return err
 			}
@@ -530,6 +548,7 @@ func (s *Session[T]) flush(ctx context.Context, extra ...ledger.Event) error {
 			s.inflight = 0
 			s.logDoc = last.doc
 			s.version, s.fence = seq, seq
+			s.uncertain = nil // an older message in doubt can no longer land
 			s.sinceSnap += len(events)
 			s.mu.Unlock()
 			continue
@@ -562,12 +581,12 @@ func (s *Session[T]) flush(ctx context.Context, extra ...ledger.Event) error {
 	}
 }
 
-// chunkLocked returns the unflushed events that fit in one message, from
-// the head of the backlog.
-func (s *Session[T]) chunkLocked() ([]ledger.Event, error) {
+// chunkLocked returns the first of the n unflushed events at the head of
+// the backlog that fit in one message.
+func (s *Session[T]) chunkLocked(n int) ([]ledger.Event, error) {
 	size, limit := 2, s.st.ledger.MaxEventSize()
 	var events []ledger.Event
-	for i := range s.unflushed {
+	for i := range s.unflushed[:n] {
 		n, err := s.unflushed[i].ev.Prepare()
 		if err != nil {
 			return nil, fmt.Errorf("profileledger: encode event: %w", err)

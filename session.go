@@ -67,6 +67,7 @@ type Session[T any] struct {
 	inflight   int             // deferred mode: the first inflight unflushed events are one message whose outcome is unknown...
 	inflightAt uint64          // ...sent at this fence: it is sent again byte for byte, or found in the log
 	uncertain  map[string]bool // ids of events whose append's outcome is unknown (durable mode, trades)
+	gen        uint64          // bumped when readPast replaces doc under a deferred session's feet
 	flushMu    sync.Mutex      // one flush at a time: two would race for one fence
 	renewMu    sync.Mutex      // held by a renewal attempt; End takes it to release the lease
 	report     LoadReport
@@ -567,10 +568,17 @@ func (s *Session[T]) ending() bool {
 }
 
 // lose ends the session as lost because of cause.
-func (s *Session[T]) lose(cause error) {
+func (s *Session[T]) lose(cause error) { s.loseUnless(cause, stateDone) }
+
+// takenOver ends the session as lost because another session of its store
+// took its profile, unless it is already on its way out (ending: it will
+// finish by itself, and its end is fenced by the newer session anyway).
+func (s *Session[T]) takenOver(cause error) { s.loseUnless(cause, stateEnding) }
+
+func (s *Session[T]) loseUnless(cause error, over sessionState) {
 	s.mu.Lock()
 	switch s.state {
-	case stateDone:
+	case stateDone, over:
 		s.mu.Unlock()
 		return
 	case stateStarting:
@@ -629,7 +637,7 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 	s.mu.Unlock()
 	var newer *ledger.Event
 	var stranger *ledger.Event
-	found := 0
+	found, foreignToMemory := 0, false // events of the message in flight; events memory lacks
 	err := s.st.ledger.Read(ctx, s.subject, l.fence, 0, func(r ledger.Record) error {
 		if r.Err == nil && r.Event.Epoch > l.epoch {
 			newer = &r.Event
@@ -640,7 +648,11 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 				stranger = &r.Event
 				return errStopRead
 			}
-			found++
+			if s.uncertain[r.Event.ID] {
+				foreignToMemory = true
+			} else {
+				found++
+			}
 		}
 		return s.st.fold(&l, s.key, r)
 	})
@@ -677,6 +689,16 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 			}
 		}
 		s.logDoc = l.doc
+		if foreignToMemory {
+			// An event memory lacks (a trade in doubt) landed: memory is
+			// the log's document with the unflushed events on top again.
+			if err := s.rebuildLocked(); err != nil {
+				s.mu.Unlock()
+				s.lose(err)
+				s.mu.Lock()
+				return s.err
+			}
+		}
 	} else {
 		raw, err := projector.Encode(l.doc)
 		if err != nil {
@@ -702,6 +724,30 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 	}
 	s.report.SkippedTotal += l.report.SkippedTotal - len(l.report.SkippedMessages)
 	s.resync = false
+	return nil
+}
+
+// rebuildLocked recomputes a deferred session's memory as the log's
+// document with the unflushed events applied on top, in order.
+func (s *Session[T]) rebuildLocked() error {
+	doc := s.logDoc
+	for i := range s.unflushed {
+		next, err := projector.Apply(doc, s.unflushed[i].ev.Ops)
+		if err != nil {
+			return fmt.Errorf("%w: deferred event %s no longer applies on top of the log: %w", ErrBadEvent, s.unflushed[i].ev.ID, err)
+		}
+		doc, s.unflushed[i].doc = next, next
+	}
+	raw, err := projector.Encode(doc)
+	if err != nil {
+		return err
+	}
+	var data T
+	if err := json.Unmarshal(raw, &data); err != nil {
+		return fmt.Errorf("%w: the log's document no longer fits the profile's type: %v", ErrBadEvent, err)
+	}
+	s.doc, s.data = doc, data
+	s.gen++
 	return nil
 }
 

@@ -217,7 +217,7 @@ func (st *Store[T]) register(token string, s *Session[T]) error {
 	st.sessions[token] = s
 	st.mu.Unlock()
 	if old != nil && old != s {
-		old.lose(fmt.Errorf("session %s of the same store took the profile over", s.id))
+		old.takenOver(fmt.Errorf("session %s of the same store took the profile over", s.id))
 	}
 	return nil
 }

@@ -60,7 +60,10 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// readLog returns every record on the profile's event subject.
+// readLog returns every record on the profile's event subject, through
+// the last sequence the stream's leader knows: on a cluster a direct get may
+// be answered by a follower that has not yet applied the last acknowledged
+// append.
 func readLog(t testing.TB, js jetstream.JetStream, key string) []ledger.Record {
 	t.Helper()
 	ctx := testCtx(t, 30*time.Second)
@@ -72,9 +75,18 @@ func readLog(t testing.TB, js jetstream.JetStream, key string) []ledger.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []ledger.Record
 	l := ledger.NewLog(js, st, 1<<20)
-	if err := l.Read(ctx, "pl."+storeName+".ev."+tok, 0, 0, func(r ledger.Record) error {
+	defer l.Close()
+	subject := "pl." + storeName + ".ev." + tok
+	last, err := l.LastFromLeader(ctx, subject)
+	if err != nil || last == 0 {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	}
+	var out []ledger.Record
+	if err := l.ReadThrough(ctx, subject, 0, last, func(r ledger.Record) error {
 		out = append(out, r)
 		return nil
 	}); err != nil {
