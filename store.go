@@ -217,7 +217,9 @@ func (st *Store[T]) register(token string, s *Session[T]) error {
 	st.sessions[token] = s
 	st.mu.Unlock()
 	if old != nil && old != s {
-		old.takenOver(fmt.Errorf("session %s of the same store took the profile over", s.id))
+		// As if fenced: a session still starting contends again (the
+		// newer one then hands it over), a live one is lost.
+		old.takenOver(fmt.Errorf("%w: session %s of the same store took the profile over", ledger.ErrFenced, s.id))
 	}
 	return nil
 }

@@ -2,7 +2,7 @@
 // server, the benchmark, and the operator commands.
 //
 //	profileledger demo    simulated game servers hand players around and trade, one crashes; every write is checked
-//	profileledger serve   an embedded NATS server with JetStream, for development and single-node use
+//	profileledger serve   an embedded NATS server with JetStream: one node, or a member of a cluster (-cluster, -routes)
 //	profileledger bench   the performance figures, each against a baseline measured in the same run
 //	profileledger audit   check every profile of a store: log invariants, every snapshot against the log
 //	profileledger trades  a profile's trades: the other profile and what moved on both sides
@@ -67,7 +67,7 @@ func NewMain(stdout, stderr io.Writer) *Main {
 		"audit":  {summary: "check every profile of a store: its log's invariants, and every snapshot against the log", run: m.runAudit},
 		"demo":   {summary: "run simulated game servers that hand players around, crash one, and check every write", run: m.runDemo},
 		"trades": {summary: "list a profile's trades: the other profile and what moved on both sides", run: m.runTrades},
-		"serve":  {summary: "run an embedded NATS server with JetStream for development and single-node use", run: m.runServe},
+		"serve":  {summary: "run an embedded NATS server with JetStream: one node, or a cluster member", run: m.runServe},
 		"bench":  {summary: "measure mutations, starts, hand-overs and take-overs against baselines in the same run", run: m.runBench},
 	}
 	return m

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"sync"
 	"time"
 
@@ -11,23 +13,56 @@ import (
 
 // natsConfig configures an embedded nats-server with JetStream.
 type natsConfig struct {
+	name       string // server name; defaultServerName if empty
 	host       string
 	port       int    // server.RANDOM_PORT for any free port
 	dir        string // JetStream store directory
 	syncAlways bool   // fsync every write before acknowledging it
 	log        io.Writer
+	cluster    *clusterConfig // nil for a single server
 }
 
-// natsReadyTimeout bounds the wait for a started server to take clients and
-// for JetStream to be healthy.
+// clusterConfig makes the server a member of a JetStream cluster.
+type clusterConfig struct {
+	host   string
+	port   int        // the port the other members' routes connect to
+	routes []*url.URL // every member's route URL; the server skips its own
+}
+
+const (
+	// defaultServerName names a server started without a name.
+	defaultServerName = "profileledger"
+	// clusterName is the name of every cluster serve's members form. Members
+	// meet only through the routes they are given, so clusters on one
+	// network do not mix.
+	clusterName = "profileledger"
+)
+
+// natsReadyTimeout bounds startNATS's wait for a started server to take
+// clients and for JetStream to be healthy.
 const natsReadyTimeout = 10 * time.Second
 
 // startNATS starts an embedded nats-server with JetStream and returns it once
-// JetStream is healthy. The caller stops it with stopNATS. The server does
-// not handle signals; its logs go to cfg.log if it is set, nowhere otherwise.
+// JetStream is healthy, or fails after natsReadyTimeout. The caller stops it
+// with stopNATS. The server does not handle signals; its logs go to cfg.log
+// if it is set, nowhere otherwise.
 func startNATS(cfg natsConfig) (*server.Server, error) {
+	ctx, cancel := context.WithTimeoutCause(context.Background(), natsReadyTimeout,
+		fmt.Errorf("gave up after %v", natsReadyTimeout))
+	defer cancel()
+	return startNATSUntil(ctx, cfg)
+}
+
+// startNATSUntil is startNATS with the wait bounded by ctx instead: a cluster
+// member's JetStream is healthy only once a majority of the members are up,
+// which takes as long as the operator takes to start them.
+func startNATSUntil(ctx context.Context, cfg natsConfig) (*server.Server, error) {
+	name := cfg.name
+	if name == "" {
+		name = defaultServerName
+	}
 	opts := &server.Options{
-		ServerName: "profileledger",
+		ServerName: name,
 		Host:       cfg.host,
 		Port:       cfg.port,
 		NoLog:      true, // no logger of its own: it gets ours
@@ -36,6 +71,12 @@ func startNATS(cfg natsConfig) (*server.Server, error) {
 		StoreDir:   cfg.dir,
 		SyncAlways: cfg.syncAlways,
 	}
+	if c := cfg.cluster; c != nil {
+		opts.Cluster.Name = clusterName
+		opts.Cluster.Host = c.host
+		opts.Cluster.Port = c.port
+		opts.Routes = c.routes
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -43,26 +84,30 @@ func startNATS(cfg natsConfig) (*server.Server, error) {
 	logger := &natsLogger{w: cfg.log}
 	ns.SetLogger(logger, false, false)
 	ns.Start()
-	deadline := time.Now().Add(natsReadyTimeout)
-	for !ns.ReadyForConnections(25 * time.Millisecond) {
-		if fatal := logger.fatalError(); fatal != "" || time.Now().After(deadline) {
-			stopNATS(ns)
-			if fatal == "" {
-				fatal = fmt.Sprintf("not ready for connections after %v", natsReadyTimeout)
-			}
+	fail := func(format string, args ...any) (*server.Server, error) {
+		stopNATS(ns)
+		if fatal := logger.fatalError(); fatal != "" {
 			return nil, fmt.Errorf("nats server: %s", fatal)
 		}
+		return nil, fmt.Errorf("nats server: "+format, args...)
 	}
+	for !ns.ReadyForConnections(25 * time.Millisecond) {
+		if logger.fatalError() != "" || ctx.Err() != nil {
+			return fail("not ready for connections: %w", context.Cause(ctx))
+		}
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		h := ns.Healthz(nil)
 		if h.Status == "ok" && h.Error == "" {
 			return ns, nil
 		}
-		if time.Now().After(deadline) {
-			stopNATS(ns)
-			return nil, fmt.Errorf("nats server: JetStream not healthy after %v: %s", natsReadyTimeout, h.Error)
+		select {
+		case <-ctx.Done():
+			return fail("JetStream not healthy: %w: %s", context.Cause(ctx), h.Error)
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -19,9 +21,21 @@ const defaultDataDir = "profileledger-data"
 
 const serveDescription = `
 Serve runs one NATS server with JetStream in this process, for development
-and single-node use, until it gets SIGINT or SIGTERM; then it shuts the
-server down cleanly. Point profileledger.Open (through nats.go) at the URL it
-prints.
+and single-node use or as one member of a cluster, until it gets SIGINT or
+SIGTERM; then it shuts the server down cleanly. Point profileledger.Open
+(through nats.go) at the URL it prints.
+
+Cluster: for a three-node cluster (R3 streams, profileledger.WithReplicas(3))
+start three serves, each with its own -name, -listen, -data and -cluster
+address, and all with the same -routes, which lists every member's -cluster
+address (a member skips its own):
+
+  profileledger serve -name n1 -listen 127.0.0.1:4222 -data n1 -cluster 127.0.0.1:6222 \
+    -routes 127.0.0.1:6222,127.0.0.1:6223,127.0.0.1:6224
+
+and n2 and n3 likewise on 4223/6223 and 4224/6224. A member prints its URL
+once JetStream is ready, which takes a majority of the members; until then
+it waits. Clients connect to all the members' URLs, comma separated.
 
 Durability: without -sync-always JetStream fsyncs on an interval (two
 minutes by default), so a power loss can lose writes it had acknowledged
@@ -29,27 +43,39 @@ minutes by default), so a power loss can lose writes it had acknowledged
 cluster with R3 streams (profileledger.WithReplicas(3)).`
 
 func (m *Main) runServe(ctx context.Context, args []string) int {
-	fs := m.newFlagSet("serve", "[-listen host:port] [-data dir] [-sync-always] [-v]", serveDescription)
+	fs := m.newFlagSet("serve", "[-listen host:port] [-data dir] [-sync-always] [-name name] [-cluster host:port -routes url,...] [-v]", serveDescription)
 	listen := fs.String("listen", "127.0.0.1:4222", "client `address`; port 0 picks a free port")
 	data := fs.String("data", defaultDataDir, "JetStream store `directory`, created if missing; relative to the working directory")
 	syncAlways := fs.Bool("sync-always", false, "fsync every write before acknowledging it (slower; survives power loss)")
+	name := fs.String("name", defaultServerName, "server `name`; each member of a cluster needs its own, and the same one at every start")
+	clusterAddr := fs.String("cluster", "", "cluster `address` (host:port) the other members' routes connect to; makes this server a cluster member")
+	routes := fs.String("routes", "", "comma-separated route `URLs` of the cluster's members (nats-route://host:port or host:port), this one's own allowed; needs -cluster")
 	verbose := fs.Bool("v", false, "log the NATS server's notices, warnings and errors to stderr")
 	if code, ok := m.parse(fs, args); !ok {
 		return code
 	}
-	host, portText, err := net.SplitHostPort(*listen)
+	host, port, err := parseHostPort(*listen, true)
 	if err != nil {
 		return m.usageError(fs, "-listen %q: %v", *listen, err)
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil || port < 0 || port > 65535 {
-		return m.usageError(fs, "-listen %q: bad port", *listen)
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	if host == "" {
-		host = "0.0.0.0"
+	if *name == "" || strings.ContainsAny(*name, " \t\n") {
+		return m.usageError(fs, "-name %q: want a name without spaces", *name)
+	}
+	var cluster *clusterConfig
+	if *clusterAddr != "" {
+		cluster = &clusterConfig{}
+		cluster.host, cluster.port, err = parseHostPort(*clusterAddr, false)
+		if err != nil {
+			return m.usageError(fs, "-cluster %q: %v", *clusterAddr, err)
+		}
+		if cluster.routes, err = parseRoutes(*routes); err != nil {
+			return m.usageError(fs, "-routes %q: %v", *routes, err)
+		}
+	} else if *routes != "" {
+		return m.usageError(fs, "-routes needs -cluster: a member is reached at its own cluster address")
 	}
 	dir, err := filepath.Abs(*data)
 	if err == nil {
@@ -59,11 +85,22 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 		fmt.Fprintf(m.stderr, "profileledger serve: data directory: %v\n", err)
 		return exitFail
 	}
-	cfg := natsConfig{host: host, port: port, dir: dir, syncAlways: *syncAlways}
+	cfg := natsConfig{name: *name, host: host, port: port, dir: dir, syncAlways: *syncAlways, cluster: cluster}
 	if *verbose {
 		cfg.log = m.stderr
 	}
-	ns, err := startNATS(cfg)
+	var ns *server.Server
+	if cluster == nil {
+		ns, err = startNATS(cfg)
+	} else {
+		fmt.Fprintf(m.stdout, "profileledger serve: cluster member %q, routes at %s; waiting for a majority of the members\n",
+			*name, net.JoinHostPort(cluster.host, strconv.Itoa(cluster.port)))
+		ns, err = startNATSUntil(ctx, cfg)
+		if err != nil && ctx.Err() != nil {
+			fmt.Fprintln(m.stdout, "profileledger serve: stopped before JetStream was ready")
+			return exitOK
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(m.stderr, "profileledger serve: %v\n", err)
 		return exitFail
@@ -78,4 +115,52 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 	stopNATS(ns)
 	fmt.Fprintln(m.stdout, "profileledger serve: stopped")
 	return exitOK
+}
+
+// parseHostPort splits a host:port flag value; an empty host means every
+// interface. Port 0 is allowed only if zeroOK.
+func parseHostPort(s string, zeroOK bool) (host string, port int, err error) {
+	host, portText, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err = strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port")
+	}
+	if port == 0 && !zeroOK {
+		return "", 0, fmt.Errorf("port 0: the other members must know the port")
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+// parseRoutes parses -routes: comma-separated nats-route://host:port (or
+// nats://host:port, or host:port) URLs. An empty list is allowed: the other
+// members may route to this one.
+func parseRoutes(s string) ([]*url.URL, error) {
+	var out []*url.URL
+	for r := range strings.SplitSeq(s, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if !strings.Contains(r, "://") {
+			r = "nats-route://" + r
+		}
+		u, err := url.Parse(r)
+		if err != nil {
+			return nil, err
+		}
+		if u.Scheme != "nats-route" && u.Scheme != "nats" {
+			return nil, fmt.Errorf("%s: want nats-route://host:port", r)
+		}
+		if _, _, err := parseHostPort(u.Host, false); err != nil || u.Hostname() == "" {
+			return nil, fmt.Errorf("%s: want nats-route://host:port", r)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
