@@ -23,7 +23,9 @@ type View[T any] struct {
 }
 
 // Get reads a profile without taking its lease: from the newest snapshot
-// and the events after it, or, with AtVersion or AtTime, as it was then. It
+// and the events after it, or, with AtVersion or AtTime, as it was then.
+// Migration steps (WithMigrations) the profile has not had yet are applied
+// to what it returns, not recorded. It
 // sees every mutation acknowledged before it was called (on a replicated
 // store it asks the stream's leader how far to read, since any replica may
 // answer the reads themselves); a live session's later mutations are not in
@@ -54,7 +56,11 @@ func (st *Store[T]) Get(ctx context.Context, key string, opts ...ReadOption) (Vi
 		return View[T]{}, fmt.Errorf("profileledger: decode template: %w", err)
 	}
 	if l.doc != nil {
-		data, _, _, err := st.reconcile(l.doc)
+		doc, err := st.migrateTo(key, l.doc, l.migrated)
+		if err != nil {
+			return View[T]{}, err
+		}
+		data, _, _, err := st.reconcile(doc)
 		if err != nil {
 			return View[T]{}, fmt.Errorf("profileledger: profile %q: %w", key, err)
 		}

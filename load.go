@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/profileledger/profileledger/ledger"
@@ -67,6 +68,25 @@ type loaded struct {
 	epoch   uint64 // highest epoch folded
 	session string // the session that wrote epoch, once seen
 	report  LoadReport
+
+	// Beside the document: state the fold keeps from events' metadata.
+	migrated  int    // migration steps the profile has had
+	migration string // the last one's name
+}
+
+// snapshotMeta is what a snapshot keeps of l beside the document.
+func (l *loaded) snapshotMeta() map[string]string {
+	if l.migrated == 0 {
+		return nil
+	}
+	return map[string]string{ledger.MetaMigrated: strconv.Itoa(l.migrated), ledger.MetaMigration: l.migration}
+}
+
+// fromSnapshotMeta restores what snapshotMeta kept.
+func (l *loaded) fromSnapshotMeta(m map[string]string) {
+	if n, err := strconv.Atoi(m[ledger.MetaMigrated]); err == nil {
+		l.migrated, l.migration = n, m[ledger.MetaMigration]
+	}
 }
 
 // load folds a profile from its newest usable snapshot and the events after
@@ -138,6 +158,7 @@ func (st *Store[T]) loadSnapshot(ctx context.Context, key string, maxVersion uin
 		}
 		l.doc, l.version, l.fence = doc, snap.Version, snap.Version
 		l.epoch, l.session = snap.Epoch, snap.Session
+		l.fromSnapshotMeta(snap.Meta)
 		l.report.SnapshotVersion = snap.Version
 		return &snap, nil
 	}
@@ -238,6 +259,7 @@ func (st *Store[T]) fold(l *loaded, key string, r ledger.Record) error {
 	}
 	l.doc, l.version, l.fence = doc, r.Seq, r.Seq
 	l.epoch, l.session = ev.Epoch, ev.Session
+	foldMigration(l, ev)
 	l.report.Replayed++
 	return nil
 }

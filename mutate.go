@@ -57,8 +57,15 @@ func (s *Session[T]) Apply(ctx context.Context, eventType string, ops ...Op) err
 }
 
 func (s *Session[T]) submit(ctx context.Context, r *request[T]) error {
-	if err := ledger.ValidateUserType(r.typ); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	if r.target == nil {
+		if err := ledger.ValidateUserType(r.typ); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+		}
+		meta, err := callerMeta(ctx, 0)
+		if err != nil {
+			return err
+		}
+		r.meta = meta
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -340,7 +347,12 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 		}
 		next.r = r
 	} else {
-		doc, err := projector.Apply(cur.doc, r.ops)
+		rops := r.ops
+		if r.target != nil {
+			// Rollback: whatever the data is now, into the data then.
+			rops = projector.Diff(cur.doc, r.target)
+		}
+		doc, err := projector.Apply(cur.doc, rops)
 		if err != nil {
 			return next, fmt.Errorf("%w: profile %q: %w", ErrInvalidInput, s.key, err)
 		}
@@ -366,13 +378,18 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 			return next, fmt.Errorf("profileledger: decode profile %q: %w", s.key, err)
 		}
 		ndoc = projector.Overlay(doc, ndoc)
-		ops = append(slices.Clip(r.ops), projector.Diff(doc, ndoc)...)
+		ops = append(slices.Clip(rops), projector.Diff(doc, ndoc)...)
 		next.data, next.doc = w, ndoc
 	}
 	if len(ops) == 0 {
 		return next, nil
 	}
-	ev := s.newEvent(r.typ, ops, nil)
+	if v := s.st.validate; v != nil {
+		if err := callValidate(v, &next.data); err != nil {
+			return next, fmt.Errorf("%w: profile %q: %w", ErrInvalidInput, s.key, err)
+		}
+	}
+	ev := s.newEvent(r.typ, ops, r.meta)
 	size, err := ev.Prepare()
 	if err != nil {
 		return next, fmt.Errorf("profileledger: encode event: %w", err)
@@ -448,6 +465,17 @@ func (s *Session[T]) waitIdleLocked(ctx context.Context) bool {
 		s.idle.Wait()
 	}
 	return true
+}
+
+// callValidate runs the store's validation hook, turning a panic into an
+// error.
+func callValidate[T any](fn func(*T) error, v *T) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("validation panicked: %v", p)
+		}
+	}()
+	return fn(v)
 }
 
 // callSafely runs fn, turning a panic into an error.

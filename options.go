@@ -23,6 +23,8 @@ type config struct {
 	handoverTimeout time.Duration
 	skipBadEvents   bool
 	maxBatch        int
+	validate        any // func(*T) error, checked by Open
+	migrations      []Migration
 }
 
 func defaultConfig() config {
@@ -89,6 +91,19 @@ func WithHandoverTimeout(d time.Duration) Option { return func(c *config) { c.ha
 // document (reporting each with its sequence) instead of failing. Messages
 // that are not events at all are always skipped and reported.
 func WithSkipBadEvents() Option { return func(c *config) { c.skipBadEvents = true } }
+
+// WithValidate makes every change of a profile pass fn before it is
+// appended (Lapis's validate, DocumentService's check): fn gets the data as
+// the change would leave it — after Mutate's function, Apply's ops, either
+// side of a Trade, a Rollback, or a message handler — and a non-nil error
+// refuses the change. The caller then gets an error matching both
+// ErrInvalidInput and fn's error; nothing is appended and the session stays
+// usable. fn must not change the data, and must be fast and pure: it runs
+// inside the commit, perhaps more than once. T must be the store's type,
+// or Open fails with ErrInvalidInput.
+func WithValidate[T any](fn func(*T) error) Option {
+	return func(c *config) { c.validate = fn }
+}
 
 // SessionOption configures StartSession.
 type SessionOption func(*sessionConfig)

@@ -71,16 +71,20 @@ type Session[T any] struct {
 	flushMu    sync.Mutex      // one flush at a time: two would race for one fence
 	renewMu    sync.Mutex      // held by a renewal attempt; End takes it to release the lease
 	report     LoadReport
-	startLost  error     // set by lose while starting: StartSession must not return the session
+	migrated   int    // migration steps the profile has had, and...
+	migration  string // ...the last one's name: kept in snapshots
+	startLost  error  // set by lose while starting: StartSession must not return the session
 	doneOnce   sync.Once // done is closed once, by finish or a failed start
 }
 
 type request[T any] struct {
-	ctx  context.Context
-	typ  string
-	fn   func(*T) error
-	ops  []ledger.Op
-	done chan error
+	ctx    context.Context
+	typ    string
+	fn     func(*T) error
+	ops    []ledger.Op
+	target any               // Rollback: the document to turn the data into
+	meta   map[string]string // the event's metadata: the caller's, and the library's
+	done   chan error
 }
 
 // StartSession makes this process the one live holder of the profile key
@@ -292,20 +296,51 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 				return err
 			}
 		}
-		data, doc, ops, err := st.reconcile(l.doc)
+		if err := st.checkMigrated(s.key, l.migrated, l.migration); err != nil {
+			return err
+		}
+		// Migrations the profile has not had run now, each one event in
+		// the fence's message; a new profile is the template, already in
+		// the current shape.
+		steps := st.cfg.migrations
+		migrated, doc := l.migrated, l.doc
+		var migrations []ledger.Event
+		if l.version == 0 {
+			migrated = len(steps)
+		} else if migrated < len(steps) {
+			var err error
+			if doc, migrations, err = st.migrationEvents(s.key, doc, migrated); err != nil {
+				return err
+			}
+			migrated = len(steps)
+		}
+		data, doc, ops, err := st.reconcile(doc)
 		if err != nil {
 			return fmt.Errorf("profileledger: profile %q: %w", s.key, err)
 		}
 		epoch := l.epoch + 1
+		now := time.Now().UTC()
 		ev := ledger.Event{
-			ID: uuid.NewString(), Type: ledger.TypeSessionStarted, Session: s.id, Epoch: epoch,
-			Time: time.Now().UTC(), Ops: ops,
+			ID: uuid.NewString(), Type: ledger.TypeSessionStarted, Session: s.id, Epoch: epoch, Time: now,
 			Meta: map[string]string{ledger.MetaNode: st.cfg.node, ledger.MetaPrevious: fmt.Sprint(l.epoch)},
 		}
-		if len(ops) > 0 {
-			ev.Meta[ledger.MetaReconcile] = "true"
+		migration := l.migration
+		if migrated > 0 {
+			migration = steps[migrated-1].Name
+			ev.Meta[ledger.MetaMigrated], ev.Meta[ledger.MetaMigration] = fmt.Sprint(migrated), migration
 		}
-		seq, err := st.ledger.Append(ctx, s.subject, l.fence, ev)
+		// Reconcile ops go with the last event of the message: the fence,
+		// or the last migration step (they apply to the migrated shape).
+		last := &ev
+		for i := range migrations {
+			migrations[i].ID, migrations[i].Session, migrations[i].Epoch, migrations[i].Time = uuid.NewString(), s.id, epoch, now
+			last = &migrations[i]
+		}
+		if len(ops) > 0 {
+			last.Ops = append(last.Ops, ops...)
+			last.Meta[ledger.MetaReconcile] = "true"
+		}
+		seq, err := st.ledger.Append(ctx, s.subject, l.fence, append([]ledger.Event{ev}, migrations...)...)
 		if errors.Is(err, ledger.ErrStale) {
 			continue
 		}
@@ -314,6 +349,7 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 		}
 		s.mu.Lock()
 		s.epoch, s.data, s.doc, s.logDoc = epoch, data, doc, doc
+		s.migrated, s.migration = migrated, migration
 		s.version, s.fence = seq, seq
 		s.report = l.report
 		s.sinceSnap = l.report.Replayed + 1
@@ -770,7 +806,8 @@ func (s *Session[T]) snapshotValueLocked() pendingSnapshot {
 	// The log's document at the last event folded: in deferred mode the
 	// in-memory one is ahead of the log, and a snapshot is always the fold
 	// of the log up to its version.
-	return pendingSnapshot{key: s.key, version: s.version, epoch: s.epoch, session: s.id, doc: s.logDoc}
+	l := loaded{migrated: s.migrated, migration: s.migration}
+	return pendingSnapshot{key: s.key, version: s.version, epoch: s.epoch, session: s.id, doc: s.logDoc, meta: l.snapshotMeta()}
 }
 
 // pendingSnapshot is a snapshot not yet encoded. Its document is never
@@ -780,6 +817,7 @@ type pendingSnapshot struct {
 	key, session   string
 	version, epoch uint64
 	doc            any
+	meta           map[string]string
 }
 
 func (p pendingSnapshot) encode() (snapshots.Snapshot, error) {
@@ -787,7 +825,7 @@ func (p pendingSnapshot) encode() (snapshots.Snapshot, error) {
 	if err != nil {
 		return snapshots.Snapshot{}, err
 	}
-	return snapshots.Snapshot{Key: p.key, Version: p.version, Epoch: p.epoch, Session: p.session, State: state}, nil
+	return snapshots.Snapshot{Key: p.key, Version: p.version, Epoch: p.epoch, Session: p.session, State: state, Meta: p.meta}, nil
 }
 
 // snapshotLocked saves a snapshot in the background.

@@ -43,6 +43,7 @@ type Store[T any] struct {
 	leases   *lease.Bucket
 	snaps    snapshots.Store
 	template []byte // JSON of the template
+	validate func(*T) error
 	log      *slog.Logger
 	id       string // this Store instance's id: its control subjects
 	ctlSub   *nats.Subscription
@@ -96,6 +97,17 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 	if ctx == nil || js == nil {
 		return nil, fmt.Errorf("%w: Open needs a context and a JetStream handle", ErrInvalidInput)
 	}
+	var validate func(*T) error
+	if cfg.validate != nil {
+		v, ok := cfg.validate.(func(*T) error)
+		if !ok {
+			return nil, fmt.Errorf("%w: WithValidate's function is a %T; the store's is a func(*%T) error", ErrInvalidInput, cfg.validate, template)
+		}
+		validate = v
+	}
+	if err := checkMigrations(cfg.migrations); err != nil {
+		return nil, err
+	}
 	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
 	defer cancel()
 	stream, err := ledger.OpenStream(ctx, js, ledger.StreamConfig{
@@ -120,6 +132,7 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 		leases:   leases,
 		snaps:    snaps,
 		template: tmpl,
+		validate: validate,
 		log:      cfg.logger.With(logStore, name),
 		id:       uuid.NewString(),
 		ctx:      bg, cancel: cancel,

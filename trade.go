@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/google/uuid"
 	clone "github.com/huandu/go-clone"
@@ -102,9 +103,26 @@ func trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 		if len(opsA) == 0 && len(opsB) == 0 {
 			return nil // nothing moved
 		}
+		if v := a.st.validate; v != nil {
+			for _, side := range []struct {
+				key  string
+				data *T
+			}{{a.key, &na.data}, {b.key, &nb.data}} {
+				if err := callValidate(v, side.data); err != nil {
+					return fmt.Errorf("%w: trade %q: profile %q: %w", ErrInvalidInput, eventType, side.key, err)
+				}
+			}
+		}
 		id := uuid.NewString()
-		evA := a.newEvent(eventType, opsA, map[string]string{ledger.MetaTrade: id, ledger.MetaWith: b.key})
-		evB := b.newEvent(eventType, opsB, map[string]string{ledger.MetaTrade: id, ledger.MetaWith: a.key})
+		metaA, err := callerMeta(ctx, 2)
+		if err != nil {
+			return err
+		}
+		metaB := maps.Clone(metaA)
+		metaA[ledger.MetaTrade], metaA[ledger.MetaWith] = id, b.key
+		metaB[ledger.MetaTrade], metaB[ledger.MetaWith] = id, a.key
+		evA := a.newEvent(eventType, opsA, metaA)
+		evB := b.newEvent(eventType, opsB, metaB)
 		for _, ev := range []*ledger.Event{&evA, &evB} {
 			size, err := ev.Prepare()
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FormatVersion is the version of the event envelope this package writes.
@@ -33,6 +34,66 @@ const (
 	MetaTrade     = "trade"     // a trade's events: the trade id, the same on both sides
 	MetaWith      = "with"      // a trade's events: the other profile's key
 )
+
+// Types of events profileledger writes for the features above the core.
+// They use the "pl." prefix, which callers' event types may not.
+const (
+	// TypeRollback turns a profile's data into its data as of an earlier
+	// version (Meta MetaRollbackTo), for a reason (Meta "reason").
+	TypeRollback = "pl.rollback"
+	// TypeMigrate is one migration step (Meta MetaMigration, MetaStep).
+	TypeMigrate = "pl.migrate"
+)
+
+// Meta keys written by the library for those features; callers' metadata
+// may not use the "pl." prefix.
+const (
+	MetaRollbackTo = "pl.to"        // pl.rollback: the version rolled back to
+	MetaMigration  = "pl.migration" // pl.migrate: the step's name
+	MetaStep       = "pl.step"      // pl.migrate: the step's number, from 1
+	MetaMigrated   = "pl.migrated"  // session.started: how many migration steps the profile has had
+)
+
+// Limits on callers' metadata (see CheckCallerMeta).
+const (
+	MaxMetaKeys      = 32
+	MaxMetaKeyLen    = 64
+	MaxMetaValueLen  = 1024
+	MaxMetaTotalSize = 4096
+)
+
+// CheckCallerMeta reports whether meta may be attached to events by a
+// caller: at most MaxMetaKeys entries of non-empty keys up to MaxMetaKeyLen
+// bytes and values up to MaxMetaValueLen bytes (MaxMetaTotalSize in all),
+// valid UTF-8, and no key the library writes (node, prev, reconcile, trade,
+// with, or the "pl." prefix).
+func CheckCallerMeta(meta map[string]string) error {
+	if len(meta) > MaxMetaKeys {
+		return fmt.Errorf("metadata has %d keys, over the limit of %d", len(meta), MaxMetaKeys)
+	}
+	total := 0
+	for k, v := range meta {
+		switch {
+		case k == "":
+			return fmt.Errorf("metadata has an empty key")
+		case len(k) > MaxMetaKeyLen:
+			return fmt.Errorf("metadata key %.20q... is %d bytes, over the limit of %d", k, len(k), MaxMetaKeyLen)
+		case len(v) > MaxMetaValueLen:
+			return fmt.Errorf("metadata %q is %d bytes, over the limit of %d", k, len(v), MaxMetaValueLen)
+		case !utf8.ValidString(k) || !utf8.ValidString(v):
+			return fmt.Errorf("metadata %q is not valid UTF-8", k)
+		case reservedMeta[k] || strings.HasPrefix(k, "pl."):
+			return fmt.Errorf("metadata key %q is reserved for profileledger", k)
+		}
+		total += len(k) + len(v)
+	}
+	if total > MaxMetaTotalSize {
+		return fmt.Errorf("metadata is %d bytes, over the limit of %d", total, MaxMetaTotalSize)
+	}
+	return nil
+}
+
+var reservedMeta = map[string]bool{MetaNode: true, MetaPrevious: true, MetaReconcile: true, MetaTrade: true, MetaWith: true}
 
 // Op is one change inside an event: a JSON-Patch (RFC 6902) operation, or
 // "inc", which adds the number in Value to the number at Path.

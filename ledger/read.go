@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -260,6 +262,50 @@ func (l *Log) ReadThrough(ctx context.Context, subject string, after, through ui
 		}
 		if !retry.Sleep(ctx, retry.Backoff(attempt+1, time.Millisecond, 100*time.Millisecond)) {
 			return fmt.Errorf("ledger: read %s: a replica stayed behind sequence %d: %w", subject, through, ctx.Err())
+		}
+	}
+}
+
+// Subjects calls fn with every subject of the stream that matches filter
+// and holds at least one message, a page of the server's answers at a time
+// (sorted within a page), so that a store of any size is listed without
+// holding every subject at once. fn's error stops the listing and is
+// returned.
+func (l *Log) Subjects(ctx context.Context, filter string, fn func(subject string) error) error {
+	ctx, cancel := retry.WithDefaultTimeout(ctx, DefaultTimeout)
+	defer cancel()
+	offset := 0
+	for {
+		req, _ := json.Marshal(struct {
+			Filter string `json:"subjects_filter"`
+			Offset int    `json:"offset,omitempty"`
+		}{filter, offset})
+		m, err := l.nc.RequestWithContext(ctx, l.api+"STREAM.INFO."+l.name, req)
+		if err != nil {
+			return fmt.Errorf("ledger: list subjects %s: %w", filter, err)
+		}
+		var resp struct {
+			Total int `json:"total"`
+			State struct {
+				Subjects map[string]uint64 `json:"subjects"`
+			} `json:"state"`
+			Error *jetstream.APIError `json:"error"`
+		}
+		if err := json.Unmarshal(m.Data, &resp); err != nil {
+			return fmt.Errorf("ledger: list subjects %s: %w", filter, err)
+		}
+		if resp.Error != nil {
+			return fmt.Errorf("ledger: list subjects %s: %w", filter, resp.Error)
+		}
+		page := slices.Sorted(maps.Keys(resp.State.Subjects))
+		for _, subject := range page {
+			if err := fn(subject); err != nil {
+				return err
+			}
+		}
+		offset += len(page)
+		if len(page) == 0 || offset >= resp.Total {
+			return nil
 		}
 	}
 }

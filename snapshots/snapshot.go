@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
+	"slices"
 
 	"github.com/profileledger/profileledger/internal/keys"
 )
@@ -36,6 +38,10 @@ type Snapshot struct {
 	Epoch   uint64          // epoch of that event
 	Session string          // the session that wrote Epoch ("" if unknown)
 	State   json.RawMessage // the folded JSON document, stored byte for byte
+	// Meta is the profile's state beside its document that the fold keeps
+	// (how many migrations it has had, ...), opaque to this package; nil
+	// for none. It is covered by the checksum.
+	Meta map[string]string
 }
 
 // header is the first line of an encoded snapshot.
@@ -44,8 +50,9 @@ type header struct {
 	Key     string `json:"key"`
 	Version uint64 `json:"version"`
 	Epoch   uint64 `json:"epoch"`
-	Session string `json:"session,omitempty"`
-	Size    int    `json:"size"`   // length of the state in bytes
+	Session string            `json:"session,omitempty"`
+	Meta    map[string]string `json:"meta,omitempty"`
+	Size    int               `json:"size"` // length of the state in bytes
 	CRC32C  string `json:"crc32c"` // checksum(...), 8 lowercase hex digits
 }
 
@@ -62,6 +69,14 @@ func checksum(format int, s Snapshot) uint32 {
 	b = binary.AppendUvarint(b, s.Epoch)
 	b = binary.AppendUvarint(b, uint64(len(s.Session)))
 	b = append(b, s.Session...)
+	// Meta, when there is any, in key order (a snapshot without it sums as
+	// snapshots did before it existed).
+	for _, k := range slices.Sorted(maps.Keys(s.Meta)) {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(s.Meta[k])))
+		b = append(b, s.Meta[k]...)
+	}
 	return crc32.Update(crc32.Checksum(b, castagnoli), castagnoli, s.State)
 }
 
@@ -80,12 +95,20 @@ func Encode(s Snapshot) ([]byte, error) {
 	if !json.Valid(s.State) {
 		return nil, fmt.Errorf("snapshots: state of %q at version %d is not valid JSON", s.Key, s.Version)
 	}
+	metaLen := 0
+	for k, v := range s.Meta {
+		metaLen += len(k) + len(v)
+	}
+	if metaLen > MaxMetaLen {
+		return nil, fmt.Errorf("snapshots: meta of %q at version %d is %d bytes, over the limit of %d", s.Key, s.Version, metaLen, MaxMetaLen)
+	}
 	h, err := json.Marshal(header{
 		Format:  FormatVersion,
 		Key:     s.Key,
 		Version: s.Version,
 		Epoch:   s.Epoch,
 		Session: s.Session,
+		Meta:    s.Meta,
 		Size:    len(s.State),
 		CRC32C:  fmt.Sprintf("%08x", checksum(FormatVersion, s)),
 	})
@@ -99,8 +122,12 @@ func Encode(s Snapshot) ([]byte, error) {
 }
 
 // maxHeaderLen bounds the header line: a key of MaxKeyLen bytes, each
-// escaped by JSON as \u00XX, plus the other fields.
-const maxHeaderLen = 6*keys.MaxKeyLen + 256
+// escaped by JSON as \u00XX, the meta (MaxMetaLen bytes, escaped likewise),
+// plus the other fields.
+const maxHeaderLen = 6*keys.MaxKeyLen + 6*MaxMetaLen + 256
+
+// MaxMetaLen bounds a snapshot's Meta: its keys and values together.
+const MaxMetaLen = 1024
 
 // Decode parses and verifies an encoded snapshot. Every error wraps
 // ErrCorrupt and says what is wrong. The returned State aliases data.
@@ -140,7 +167,7 @@ func Decode(data []byte) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, corrupt("bad checksum field %q", h.CRC32C)
 	}
-	s := Snapshot{Key: h.Key, Version: h.Version, Epoch: h.Epoch, Session: h.Session, State: state}
+	s := Snapshot{Key: h.Key, Version: h.Version, Epoch: h.Epoch, Session: h.Session, Meta: h.Meta, State: state}
 	if got := checksum(h.Format, s); got != want {
 		return Snapshot{}, corrupt("checksum mismatch for %q at version %d: stored %08x, computed %08x", h.Key, h.Version, want, got)
 	}
