@@ -71,9 +71,9 @@ type Session[T any] struct {
 	flushMu    sync.Mutex      // one flush at a time: two would race for one fence
 	renewMu    sync.Mutex      // held by a renewal attempt; End takes it to release the lease
 	report     LoadReport
-	migrated   int    // migration steps the profile has had, and...
-	migration  string // ...the last one's name: kept in snapshots
-	startLost  error  // set by lose while starting: StartSession must not return the session
+	migrated   int       // migration steps the profile has had, and...
+	migration  string    // ...the last one's name: kept in snapshots
+	startLost  error     // set by lose while starting: StartSession must not return the session
 	doneOnce   sync.Once // done is closed once, by finish or a failed start
 }
 

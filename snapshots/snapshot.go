@@ -46,14 +46,14 @@ type Snapshot struct {
 
 // header is the first line of an encoded snapshot.
 type header struct {
-	Format  int    `json:"format"`
-	Key     string `json:"key"`
-	Version uint64 `json:"version"`
-	Epoch   uint64 `json:"epoch"`
+	Format  int               `json:"format"`
+	Key     string            `json:"key"`
+	Version uint64            `json:"version"`
+	Epoch   uint64            `json:"epoch"`
 	Session string            `json:"session,omitempty"`
 	Meta    map[string]string `json:"meta,omitempty"`
-	Size    int               `json:"size"` // length of the state in bytes
-	CRC32C  string `json:"crc32c"` // checksum(...), 8 lowercase hex digits
+	Size    int               `json:"size"`   // length of the state in bytes
+	CRC32C  string            `json:"crc32c"` // checksum(...), 8 lowercase hex digits
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
