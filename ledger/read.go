@@ -34,8 +34,13 @@ type Record struct {
 	Err error
 }
 
-// readBatch is how many messages one direct-get request asks for.
-const readBatch = 512
+// readBatch is how many messages one direct-get request asks for, and
+// readBatchBytes how many bytes at most (the server sends at least one
+// message): a batch of large group-commit messages stays small in memory.
+const (
+	readBatch      = 512
+	readBatchBytes = 1 << 20
+)
 
 // Read calls fn for each message on subject with a sequence above after and,
 // if upTo > 0, at most upTo, in order. fn's error stops the read and is
@@ -78,11 +83,12 @@ func (l *Log) readBatch(ctx context.Context, sub *replySub, subject string, next
 	ctx, cancel := retry.WithDefaultTimeout(ctx, DefaultTimeout)
 	defer cancel()
 	req, _ := json.Marshal(struct {
-		Seq     uint64 `json:"seq"`
-		NextFor string `json:"next_by_subj"`
-		Batch   int    `json:"batch"`
-		UpToSeq uint64 `json:"up_to_seq,omitempty"`
-	}{next, subject, readBatch, upTo})
+		Seq      uint64 `json:"seq"`
+		NextFor  string `json:"next_by_subj"`
+		Batch    int    `json:"batch"`
+		MaxBytes int    `json:"max_bytes"`
+		UpToSeq  uint64 `json:"up_to_seq,omitempty"`
+	}{next, subject, readBatch, readBatchBytes, upTo})
 	if err := l.nc.PublishRequest(l.api+"DIRECT.GET."+l.name, sub.sub.Subject, req); err != nil {
 		return batchResult{}, fmt.Errorf("ledger: read %s: %w", subject, err)
 	}

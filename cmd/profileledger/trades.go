@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,17 @@ type tradeRow struct {
 	// Missing is set when the other side's event is not in its log — an
 	// atomic trade never leaves one side alone, so this is a violation.
 	Missing bool `json:"missing,omitempty"`
+	// UndoneBy is the sequence of a later rollback of this profile to a
+	// version before the trade: this side of the trade was undone, the
+	// other side was not (Session.Rollback).
+	UndoneBy     uint64 `json:"undone_by_rollback,omitempty"`
+	UndoneReason string `json:"undone_reason,omitempty"`
+}
+
+// rollback is a pl.rollback event: at seq, back to version to.
+type rollback struct {
+	seq, to uint64
+	reason  string
 }
 
 func (m *Main) runTrades(ctx context.Context, args []string) int {
@@ -87,6 +99,9 @@ func (m *Main) runTrades(ctx context.Context, args []string) int {
 		if !r.Missing {
 			fmt.Fprintf(m.stdout, "  %-12s %s\n", r.With+":", formatOps(r.Theirs))
 		}
+		if r.UndoneBy > 0 {
+			fmt.Fprintf(m.stdout, "  undone on this side by the rollback at seq %d (%s); %q kept its side\n", r.UndoneBy, r.UndoneReason, r.With)
+		}
 	}
 	return exitOK
 }
@@ -122,15 +137,21 @@ func listTrades(ctx context.Context, js jetstream.JetStream, store, key string) 
 	}
 	log := ledger.NewLog(js, st, 1<<20)
 	defer log.Close()
-	read := func(key string) ([]ledger.Record, error) {
-		tok, err := keys.Encode(key)
+	var rollbacks []rollback // of key's profile
+	read := func(k string) ([]ledger.Record, error) {
+		tok, err := keys.Encode(k)
 		if err != nil {
 			return nil, err
 		}
 		var recs []ledger.Record
 		err = log.Read(ctx, n.Events(tok), 0, 0, func(r ledger.Record) error {
-			if r.Err == nil && r.Event.Meta[ledger.MetaTrade] != "" {
+			switch {
+			case r.Err != nil:
+			case r.Event.Meta[ledger.MetaTrade] != "":
 				recs = append(recs, r)
+			case r.Event.Type == ledger.TypeRollback && k == key:
+				to, _ := strconv.ParseUint(r.Event.Meta[ledger.MetaRollbackTo], 10, 64)
+				rollbacks = append(rollbacks, rollback{seq: r.Seq, to: to, reason: r.Event.Meta["reason"]})
 			}
 			return nil
 		})
@@ -161,6 +182,12 @@ func listTrades(ctx context.Context, js jetstream.JetStream, store, key string) 
 			row.TheirSeq, row.Theirs = o.Seq, o.Event.Ops
 		} else {
 			row.Missing = true
+		}
+		for _, rb := range rollbacks {
+			if rb.to < row.Seq && row.Seq < rb.seq {
+				row.UndoneBy, row.UndoneReason = rb.seq, rb.reason
+				break
+			}
 		}
 		rows = append(rows, row)
 	}

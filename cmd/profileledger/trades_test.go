@@ -70,3 +70,44 @@ func TestTradesFollowsAnItemAcrossProfiles(t *testing.T) {
 		t.Errorf("unknown store: exit %d, want %d", code, exitFail)
 	}
 }
+
+// TestTradesMarksATradeUndoneByARollback: rolling one side back past a
+// trade undoes that side only; trades says so.
+func TestTradesMarksATradeUndoneByARollback(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.URL())
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	st, err := profileledger.Open(ctx, js, "shop", tradePlayer{Coins: 100, Inventory: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(ctx)
+	a, err := st.StartSession(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.StartSession(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := a.Version()
+	if err := profileledger.Trade(ctx, "pay", a, b, func(pa, pb *tradePlayer) error { pa.Coins -= 30; pb.Coins += 30; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Rollback(ctx, before, "chargeback"); err != nil {
+		t.Fatal(err)
+	}
+	if a.Data().Coins != 100 || b.Data().Coins != 130 {
+		t.Fatalf("after the rollback: a %d, b %d coins; want 100 and 130 (b keeps its side)", a.Data().Coins, b.Data().Coins)
+	}
+	code, out, errOut := run(t, ctx, "trades", "-server", srv.URL(), "shop", "a")
+	if code != exitOK || !strings.Contains(out, "undone on this side by the rollback at seq") || !strings.Contains(out, "chargeback") {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, out, _ = run(t, ctx, "trades", "-server", srv.URL(), "-json", "shop", "b")
+	var rows []tradeRow
+	if code != exitOK || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 || rows[0].UndoneBy != 0 {
+		t.Fatalf("b's side is not undone: %+v", rows)
+	}
+}
