@@ -112,7 +112,7 @@ func BenchmarkStartSession10kVs10Events(b *testing.B) {
 // profile live; the holder hands over. Reports p50 and p99.
 func BenchmarkHandover(b *testing.B) {
 	e := newEnv(b)
-	_, js2 := natstestConnect(b, e)
+	_, js2 := connectEnv(b, e)
 	stores := []*profileledger.Store[Player]{e.open(b, "players"), openOn(b, js2, "players")}
 	ctx := context.Background()
 	if _, err := stores[0].StartSession(ctx, "hot"); err != nil {

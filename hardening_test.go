@@ -351,9 +351,9 @@ func TestEverySessionAStoreReturnedEndsByClose(t *testing.T) {
 // again (and is registered to run at cleanup, first).
 func stopNATS(t *testing.T, e env) (restart func()) {
 	t.Helper()
-	e.srv.Shutdown()
+	e.srv.Stop()
 	var once sync.Once
-	restart = func() { once.Do(func() { e.srv.Restart(t) }) }
+	restart = func() { once.Do(func() { e.srv.Restart() }) }
 	t.Cleanup(restart)
 	return restart
 }

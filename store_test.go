@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
 	"github.com/profileledger/profileledger/internal/keys"
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 type Player struct {
@@ -29,14 +29,14 @@ func template() Player {
 
 // env is one embedded server and a connection to it.
 type env struct {
-	srv *natstest.Server
+	srv *pltest.Server
 	js  jetstream.JetStream
 }
 
 func newEnv(t testing.TB) env {
 	t.Helper()
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	return env{srv: srv, js: js}
 }
 
@@ -217,9 +217,10 @@ func TestSpecialKeysAreIsolated(t *testing.T) {
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-func natstestConnect(t testing.TB, e env) (*nats.Conn, jetstream.JetStream) {
+func connectEnv(t testing.TB, e env) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	return natstest.Connect(t, e.srv.URL())
+	js := pltest.Connect(t, e.srv.URL())
+	return js.Conn(), js
 }
 
 // lastEvent returns key's last event of type typ in store "players".

@@ -109,7 +109,7 @@ func TestTradeRefusesBadInputAndAppendsNothing(t *testing.T) {
 func TestATradeWithAFencedSideFailsWholeAndChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	st := e.open(t, "players")
-	_, js2 := natstestConnect(t, e)
+	_, js2 := connectEnv(t, e)
 	thief := openOn(t, js2, "players")
 	ctx := ctxT(t)
 	seller, buyer := start(t, st, "seller"), start(t, st, "buyer")

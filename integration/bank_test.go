@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/profileledger/profileledger"
-	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 // bank is Jepsen's "bank" workload for trades: profiles with coins and
@@ -172,7 +172,7 @@ func TestTradesConserveItemsAndCoins(t *testing.T) {
 	if testing.Short() {
 		run = 2 * time.Second
 	}
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	all := []*node{
 		openNode(t, srv.URL(), "a", false),
 		openNode(t, srv.URL(), "b", false),

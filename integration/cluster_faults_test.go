@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/profileledger/profileledger"
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 // The lost-acknowledgement tests of faults_test.go, on an R3 stream on a
@@ -21,8 +21,9 @@ import (
 // again after it landed is answered "duplicate, seq N" there, not "wrong
 // last sequence": the settle paths differ and each needs its own test.
 //
-// The faulty holder reaches ONE member's client port through the proxies,
-// and only that member: it ignores the cluster's advertised URLs, so it can
+// The faulty holder reaches ONE member's client port through a proxy, and
+// only that member: it ignores the cluster's advertised URLs (and the proxy
+// removes them from the server's INFO), so it can
 // neither start on nor fail over to a member the proxy is not in front of.
 // The other nodes connect to the members directly.
 
@@ -31,12 +32,12 @@ import (
 // returns the cluster, that node, and a member that does not lead the
 // stream: the faulty holder reaches that member through the proxy, so its
 // appends and the replies to them also cross a route to the leader.
-func clusterWithStore(t *testing.T, name string, opts ...profileledger.Option) (*natstest.Cluster, *node, *natstest.Server) {
+func clusterWithStore(t *testing.T, name string, opts ...profileledger.Option) (*pltest.Cluster, *node, *pltest.Server) {
 	t.Helper()
-	c := natstest.RunCluster(t, 3)
+	c := pltest.RunCluster(t, 3)
 	direct := openNode(t, c.URLs(), name, false, append([]profileledger.Option{profileledger.WithReplicas(3)}, opts...)...)
-	leader := c.StreamLeader(t, "", "PL_"+storeName)
-	for _, s := range c.Servers {
+	leader := c.StreamLeader("PL_" + storeName)
+	for _, s := range c.Servers() {
 		if s != leader {
 			t.Logf("the proxied holder reaches %s; %s leads the stream", s.Name(), leader.Name())
 			return c, direct, s
@@ -51,7 +52,8 @@ func clusterWithStore(t *testing.T, name string, opts ...profileledger.Option) (
 // store is at R3.
 func openClusterNode(t testing.TB, url, name string, closeErrOK bool, opts ...profileledger.Option) *node {
 	t.Helper()
-	nc, js := natstest.Connect(t, url, nats.IgnoreDiscoveredServers(), nats.DontRandomize())
+	js := pltest.Connect(t, url, nats.IgnoreDiscoveredServers(), nats.DontRandomize())
+	nc := js.Conn()
 	opts = append([]profileledger.Option{
 		profileledger.WithLeaseTTL(time.Second), profileledger.WithNode(name), profileledger.WithReplicas(3),
 	}, opts...)
@@ -91,7 +93,7 @@ func onlyThrough(t testing.TB, n *node, url string) {
 func TestLostAcknowledgementsOnACluster(t *testing.T) {
 	t.Run("mutation append", func(t *testing.T) {
 		_, b, member := clusterWithStore(t, "b")
-		fp := newFaultProxy(t, member.URL())
+		fp := pltest.Proxy(t, member.URL())
 		a := openClusterNode(t, fp.URL(), "a", false)
 		onlyThrough(t, a, fp.URL())
 		ctx := testCtx(t, time.Minute)
@@ -104,7 +106,7 @@ func TestLostAcknowledgementsOnACluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		subj := evSubject(t, key)
-		dropped := fp.DropReply(func(s string) bool { return s == subj })
+		dropped := fp.DropNextReplyFunc(func(s string) bool { return s == subj })
 		t0 := time.Now()
 		mctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err = s.Mutate(mctx, "item", addItem("ack-lost"))
@@ -149,7 +151,7 @@ func TestLostAcknowledgementsOnACluster(t *testing.T) {
 
 	t.Run("session.started append", func(t *testing.T) {
 		_, a, member := clusterWithStore(t, "a")
-		fp := newFaultProxy(t, member.URL())
+		fp := pltest.Proxy(t, member.URL())
 		b := openClusterNode(t, fp.URL(), "b", false)
 		onlyThrough(t, b, fp.URL())
 		ctx := testCtx(t, time.Minute)
@@ -167,7 +169,7 @@ func TestLostAcknowledgementsOnACluster(t *testing.T) {
 			acked = append(acked, it)
 		}
 		subj := evSubject(t, key)
-		dropped := fp.DropReply(func(s string) bool { return s == subj }) // B's first append is its fence
+		dropped := fp.DropNextReplyFunc(func(s string) bool { return s == subj }) // B's first append is its fence
 		t0 := time.Now()
 		sb, err := b.st.StartSession(ctx, key)
 		if err != nil {
@@ -208,10 +210,9 @@ func TestLostAcknowledgementsOnACluster(t *testing.T) {
 	t.Run("unknown outcome, then a mutation", func(t *testing.T) {
 		ttl := profileledger.WithLeaseTTL(5 * time.Second)
 		_, b, member := clusterWithStore(t, "b", ttl)
-		fp := newFaultProxy(t, member.URL())
-		tp := newToxiProxy(t, fp.URL()) // holder -> toxiproxy (freeze) -> faultProxy (drop) -> one member
-		a := openClusterNode(t, tp.URL(), "a", true, ttl)
-		onlyThrough(t, a, tp.URL())
+		fp := pltest.Proxy(t, member.URL()) // the holder's: drops one reply, then freezes
+		a := openClusterNode(t, fp.URL(), "a", true, ttl)
+		onlyThrough(t, a, fp.URL())
 		ctx := testCtx(t, time.Minute)
 		const key = "uncertain"
 		s, err := a.st.StartSession(ctx, key)
@@ -222,7 +223,7 @@ func TestLostAcknowledgementsOnACluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		subj := evSubject(t, key)
-		dropped := fp.DropReply(func(x string) bool { return x == subj })
+		dropped := fp.DropNextReplyFunc(func(x string) bool { return x == subj })
 		res := make(chan error, 1)
 		go func() {
 			mctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
@@ -234,9 +235,9 @@ func TestLostAcknowledgementsOnACluster(t *testing.T) {
 		case <-time.After(waitFor):
 			t.Fatal("the proxy dropped no PubAck")
 		}
-		tp.freeze()
+		fp.Freeze()
 		err = recvErr(t, res, "mutation whose ack was dropped")
-		tp.thaw()
+		fp.Thaw()
 		if !errors.Is(err, profileledger.ErrUncertain) {
 			t.Fatalf("mutation with its ack and its settling read lost = %v, want ErrUncertain", err)
 		}

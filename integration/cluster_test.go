@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/profileledger/profileledger"
-	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 // TestClusterMemberLossLosesNoAcknowledgedWrite runs the contended workload
@@ -16,7 +16,7 @@ import (
 func TestClusterMemberLossLosesNoAcknowledgedWrite(t *testing.T) {
 	for _, victim := range []string{"stream leader", "follower"} {
 		t.Run(victim, func(t *testing.T) {
-			c := natstest.RunCluster(t, 3)
+			c := pltest.RunCluster(t, 3)
 			urls := c.URLs()
 			var nodes []*node
 			for _, name := range []string{"a", "b", "c"} {
@@ -31,21 +31,21 @@ func TestClusterMemberLossLosesNoAcknowledgedWrite(t *testing.T) {
 				w.run(ctx, t, 6, time.Now().Add(run), 0.1)
 			}()
 			time.Sleep(run / 3)
-			leader := c.StreamLeader(t, "", "PL_"+storeName)
+			leader := c.StreamLeader("PL_" + storeName)
 			target := leader
 			if victim == "follower" {
-				for _, s := range c.Servers {
+				for _, s := range c.Servers() {
 					if s != leader {
 						target = s
 						break
 					}
 				}
 			}
-			target.Shutdown()
+			target.Stop()
 			time.Sleep(run / 4)
-			target.Restart(t)
+			target.Restart()
 			<-done
-			c.WaitReady(t)
+			c.WaitReady()
 			w.verify(t, openNode(t, urls, "auditor", false, profileledger.WithReplicas(3)))
 		})
 	}
@@ -58,9 +58,9 @@ func TestClusterMemberLossLosesNoAcknowledgedWrite(t *testing.T) {
 // ledger's TestReadThroughDoesNotStopBeforeTheLeadersLastSequence checks
 // the mechanism.
 func TestGetOnAClusterSeesEveryAcknowledgedWrite(t *testing.T) {
-	c := natstest.RunCluster(t, 3)
-	writer := openNode(t, c.Servers[0].URL(), "w", false, profileledger.WithReplicas(3))
-	reader := openNode(t, c.Servers[2].URL(), "r", false, profileledger.WithReplicas(3))
+	c := pltest.RunCluster(t, 3)
+	writer := openNode(t, c.Servers()[0].URL(), "w", false, profileledger.WithReplicas(3))
+	reader := openNode(t, c.Servers()[2].URL(), "r", false, profileledger.WithReplicas(3))
 	ctx := testCtx(t, time.Minute)
 	s, err := writer.st.StartSession(ctx, "k")
 	if err != nil {

@@ -4,16 +4,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/pltest"
 )
 
-// TestServerCrashAndRestartLosesNoAcknowledgedWrite stops the only NATS
-// server (sync_interval: always) in the middle of a contended workload and
-// starts it again on the same store directory. Sessions resume or end as
+// TestServerCrashAndRestartLosesNoAcknowledgedWrite kills the only NATS
+// server (sync_interval: always; pltest's Kill: connections reset, the
+// store directory left as a killed process leaves it) in the middle of a
+// contended workload and starts it again on the same store directory. Sessions resume or end as
 // lost and start again; afterwards every acknowledged mutation is in the
 // log exactly once, no rejected one is, and the logs keep the invariants.
 func TestServerCrashAndRestartLosesNoAcknowledgedWrite(t *testing.T) {
-	srv := natstest.Run(t, natstest.SyncAlways())
+	srv := pltest.Run(t, pltest.SyncAlways())
 	nodes := []*node{
 		openNode(t, srv.URL(), "a", true),
 		openNode(t, srv.URL(), "b", true),
@@ -29,9 +30,9 @@ func TestServerCrashAndRestartLosesNoAcknowledgedWrite(t *testing.T) {
 		w.run(ctx, t, 6, until, 0.1)
 	}()
 	time.Sleep(run / 3)
-	srv.Shutdown()                      // mid-load: every holder loses NATS at once
+	srv.Kill()                          // mid-load: every holder loses NATS at once
 	time.Sleep(2500 * time.Millisecond) // longer than the lease and than a mutation's deadline
-	srv.Restart(t)
+	srv.Start()
 	<-done
 
 	w.verify(t, openNode(t, srv.URL(), "auditor", false))

@@ -3,7 +3,6 @@ package integration_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 // DESIGN.md §9: an id names one content. A deferred flush whose outcome is
@@ -138,7 +137,7 @@ var deferredHolder = []profileledger.Option{
 // 3-node cluster (whose duplicate check runs before the fence check).
 func TestDeferredFlushAfterAnUnknownOutcomeKeepsItsMessageID(t *testing.T) {
 	t.Run("one server", func(t *testing.T) {
-		srv := natstest.Run(t)
+		srv := pltest.Run(t)
 		direct := openNode(t, srv.URL(), "direct", false, profileledger.WithLeaseTTL(5*time.Second))
 		open := func(url string) *node { return openNode(t, url, "holder", true, deferredHolder...) }
 		deferredUnknownOutcome(t, srv.URL(), direct, open)
@@ -155,9 +154,8 @@ func TestDeferredFlushAfterAnUnknownOutcomeKeepsItsMessageID(t *testing.T) {
 }
 
 func deferredUnknownOutcome(t *testing.T, upstream string, direct *node, open func(url string) *node) {
-	fp := newFaultProxy(t, upstream)
-	tp := newToxiProxy(t, fp.URL()) // holder -> toxiproxy (freeze) -> faultProxy (drop) -> NATS
-	holder := open(tp.URL())
+	fp := pltest.Proxy(t, upstream) // holder -> proxy (drop, freeze) -> NATS
+	holder := open(fp.URL())
 	ctx := testCtx(t, 2*time.Minute)
 	const key, other = "deferred-x", "deferred-y"
 	x, err := holder.st.StartSession(ctx, key)
@@ -194,7 +192,7 @@ func deferredUnknownOutcome(t *testing.T, upstream string, direct *node, open fu
 		t.FailNow()
 	}
 	subj := evSubject(t, key)
-	dropped := fp.DropReply(func(s string) bool { return s == subj })
+	dropped := fp.DropNextReplyFunc(func(s string) bool { return s == subj })
 	res := make(chan error, 1)
 	go func() {
 		fctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
@@ -206,9 +204,9 @@ func deferredUnknownOutcome(t *testing.T, upstream string, direct *node, open fu
 	case <-time.After(waitFor):
 		t.Fatal("the proxy dropped no PubAck")
 	}
-	tp.freeze()
+	fp.Freeze()
 	err = recvErr(t, res, "flush whose ack was dropped")
-	tp.thaw()
+	fp.Thaw()
 	t.Logf("flush whose PubAck and settling read were lost: %v", err)
 	if err == nil {
 		t.Fatal("the flush whose PubAck and settling read were lost reported success; this test needs its outcome unknown")
@@ -286,23 +284,6 @@ func deferredUnknownOutcome(t *testing.T, upstream string, direct *node, open fu
 	auditStore(t, direct.js)
 }
 
-// freezeToxi is tp.freeze for a goroutine other than the test's: it returns
-// its error instead of failing the test.
-func freezeToxi(tp *toxiProxy) error {
-	const hour = 3600 * 1000
-	for name, stream := range map[string]string{"freeze_up": "upstream", "freeze_down": "downstream"} { // the names thaw removes
-		body, err := json.Marshal(map[string]any{"name": name, "type": "latency",
-			"stream": stream, "toxicity": 1.0, "attributes": map[string]any{"latency": hour}})
-		if err != nil {
-			return err
-		}
-		if _, err := tp.proxy.Toxics.AddToxicJson(bytes.NewReader(body)); err != nil {
-			return fmt.Errorf("toxiproxy: add freeze %s: %w", stream, err)
-		}
-	}
-	return nil
-}
-
 // syncBuffer is a bytes.Buffer safe for concurrent writes, for a logger.
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -341,13 +322,12 @@ func (b *syncBuffer) lines(subs ...string) []string {
 // flushes sessions one after another, holds every other session's flush
 // back meanwhile.
 func TestDeferredFlushLoopIsNotStalledByAnUnknownOutcome(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	direct := openNode(t, srv.URL(), "direct", false, profileledger.WithLeaseTTL(5*time.Second))
-	fp := newFaultProxy(t, srv.URL())
-	tp := newToxiProxy(t, fp.URL()) // holder -> toxiproxy (freeze) -> faultProxy (drop) -> NATS
+	fp := pltest.Proxy(t, srv.URL()) // the holder's: drops one reply, then freezes
 	var logs syncBuffer
 	const interval = 200 * time.Millisecond
-	holder := openNode(t, tp.URL(), "holder", true,
+	holder := openNode(t, fp.URL(), "holder", true,
 		profileledger.WithDeferredWrites(interval),
 		profileledger.WithLeaseTTL(5*time.Second),
 		profileledger.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))))
@@ -377,7 +357,7 @@ func TestDeferredFlushLoopIsNotStalledByAnUnknownOutcome(t *testing.T) {
 	// session wait for it. On the drop, a helper freezes the connection
 	// and mutates x-3 while the flush is in flight.
 	subj := evSubject(t, key)
-	dropped := fp.DropReply(func(s string) bool { return s == subj })
+	dropped := fp.DropNextReplyFunc(func(s string) bool { return s == subj })
 	frozen := make(chan error, 1)
 	go func() {
 		select {
@@ -389,10 +369,7 @@ func TestDeferredFlushLoopIsNotStalledByAnUnknownOutcome(t *testing.T) {
 			frozen <- t.Context().Err()
 			return
 		}
-		if err := freezeToxi(tp); err != nil {
-			frozen <- err
-			return
-		}
+		fp.Freeze()
 		frozen <- x.Mutate(ctx, "item", addItem("x-3"))
 	}()
 	mutate(x, "x-1")
@@ -404,7 +381,7 @@ func TestDeferredFlushLoopIsNotStalledByAnUnknownOutcome(t *testing.T) {
 		t.Fatalf("freeze, then Mutate x-3 while the flush was in flight: %v", ferr)
 	}
 	applied[key] = append(applied[key], "x-3")
-	tp.thaw()
+	fp.Thaw()
 	t.Logf("flush whose PubAck and settling read were lost: %v", err)
 	if err == nil {
 		t.Fatal("the flush whose PubAck and settling read were lost reported success; this test needs its outcome unknown")

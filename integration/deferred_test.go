@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/profileledger/profileledger"
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/pltest"
 	"github.com/profileledger/profileledger/projector"
 )
 
@@ -36,8 +36,8 @@ import (
 // takes a profile over by steal, with no hand-over (as after a crash),
 // must load it with no item twice.
 func TestDeferredFlushSnapshotsAreTheFoldOfTheLog(t *testing.T) {
-	srv := natstest.Run(t)
-	tp := newToxiProxy(t, srv.URL())
+	srv := pltest.Run(t)
+	tp := pltest.Proxy(t, srv.URL())
 	holder := openNode(t, tp.URL(), "holder", false,
 		profileledger.WithDeferredWrites(time.Minute), // only the explicit Flush calls below flush
 		profileledger.WithSnapshotEvery(4),
@@ -54,9 +54,9 @@ func TestDeferredFlushSnapshotsAreTheFoldOfTheLog(t *testing.T) {
 		if err != nil {
 			t.Fatalf("StartSession %q: %v", key, err)
 		}
-		tp.latency(5, 0)
+		tp.Latency(5*time.Millisecond, 0)
 		applied, _ := pumpDeferred(t, ctx, s, flushes)
-		tp.noLatency()
+		tp.Latency(0, 0)
 		if err := s.End(ctx); err != nil {
 			t.Fatalf("End %q: %v", key, err)
 		}
@@ -70,9 +70,9 @@ func TestDeferredFlushSnapshotsAreTheFoldOfTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatalf("StartSession %q: %v", stolen, err)
 	}
-	tp.latency(5, 0)
+	tp.Latency(5*time.Millisecond, 0)
 	applied, flushed := pumpDeferred(t, ctx, s, flushes)
-	tp.noLatency()
+	tp.Latency(0, 0)
 	durable[stolen] = flushed
 	if v := s.Version(); !waitSnapshotAt(ctx, reader, stolen, v) {
 		t.Logf("%s: no snapshot at version %d (the last flush's) was stored; the steal loads an older one", stolen, v)
@@ -237,7 +237,7 @@ func TestDeferredWorkloadNeverDuplicates(t *testing.T) {
 		load = 1500 * time.Millisecond
 	}
 	const snapshotEvery = 4
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	opts := []profileledger.Option{
 		profileledger.WithDeferredWrites(20 * time.Millisecond),
 		profileledger.WithSnapshotEvery(snapshotEvery),

@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/profileledger/profileledger"
 	"github.com/profileledger/profileledger/internal/keys"
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/lease"
 	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/pltest"
 	"github.com/profileledger/profileledger/projector"
 )
 
@@ -205,8 +205,8 @@ func checkTakeOver(t testing.TB, key string, recs []ledger.Record, older, newer 
 }
 
 // TestFrozenHolderIsFencedByTheLog freezes holder A's connection (a
-// toxiproxy latency toxic of an hour both ways: nothing passes, the
-// connection stays open) with a mutation in flight, lets B take the
+// pltest proxy's Freeze: nothing passes either way, the connection stays
+// open) with a mutation in flight, lets B take the
 // profile over — by waiting out A's lease, or by stealing it — and write,
 // then thaws A. A's held-back append reaches the server after B's fence
 // and is rejected there; A's session ends lost; nothing of A's follows B's
@@ -220,8 +220,8 @@ func TestFrozenHolderIsFencedByTheLog(t *testing.T) {
 		{"stolen while frozen", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := natstest.Run(t)
-			tp := newToxiProxy(t, srv.URL())
+			srv := pltest.Run(t)
+			tp := pltest.Proxy(t, srv.URL())
 			a := openNode(t, tp.URL(), "a", true)
 			b := openNode(t, srv.URL(), "b", false, profileledger.WithHandoverTimeout(200*time.Millisecond))
 			ctx := testCtx(t, time.Minute)
@@ -240,7 +240,7 @@ func TestFrozenHolderIsFencedByTheLog(t *testing.T) {
 			}
 			seen := watchSubject(t, b.nc, evSubject(t, key))
 
-			tp.freeze()
+			tp.Freeze()
 			frozenAt := time.Now()
 			inflight := make(chan error, 1)
 			go func() {
@@ -278,7 +278,7 @@ func TestFrozenHolderIsFencedByTheLog(t *testing.T) {
 				t.Fatalf("A's in-flight mutation returned while A was frozen: %v", err)
 			default:
 			}
-			tp.thaw()
+			tp.Thaw()
 			t.Logf("B started %v after the freeze began; A frozen for %v", took, time.Since(frozenAt))
 
 			err = recvErr(t, inflight, "A's in-flight mutation")
@@ -344,14 +344,14 @@ func TestFrozenHolderIsFencedByTheLog(t *testing.T) {
 }
 
 // TestLostAcknowledgements drops exactly one reply on a real connection
-// (faultProxy parses NATS and withholds the server's answer to one
-// publish): the stored append's PubAck, a new session's fence PubAck, the
+// (pltest's proxy parses NATS and withholds the server's answer to one
+// publish: DropNextReply): the stored append's PubAck, a new session's fence PubAck, the
 // holder's hand-over reply, a lease renewal's PubAck. Nothing may be lost
 // or doubled, and the session concerned carries on.
 func TestLostAcknowledgements(t *testing.T) {
 	t.Run("mutation append", func(t *testing.T) {
-		srv := natstest.Run(t)
-		fp := newFaultProxy(t, srv.URL())
+		srv := pltest.Run(t)
+		fp := pltest.Proxy(t, srv.URL())
 		a := openNode(t, fp.URL(), "a", false)
 		b := openNode(t, srv.URL(), "b", false)
 		ctx := testCtx(t, time.Minute)
@@ -364,7 +364,7 @@ func TestLostAcknowledgements(t *testing.T) {
 			t.Fatal(err)
 		}
 		subj := evSubject(t, key)
-		dropped := fp.DropReply(func(s string) bool { return s == subj })
+		dropped := fp.DropNextReplyFunc(func(s string) bool { return s == subj })
 		t0 := time.Now()
 		mctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err = s.Mutate(mctx, "item", addItem("ack-lost"))
@@ -409,8 +409,8 @@ func TestLostAcknowledgements(t *testing.T) {
 	})
 
 	t.Run("session.started append", func(t *testing.T) {
-		srv := natstest.Run(t)
-		fp := newFaultProxy(t, srv.URL())
+		srv := pltest.Run(t)
+		fp := pltest.Proxy(t, srv.URL())
 		a := openNode(t, srv.URL(), "a", false)
 		b := openNode(t, fp.URL(), "b", false)
 		ctx := testCtx(t, time.Minute)
@@ -425,7 +425,7 @@ func TestLostAcknowledgements(t *testing.T) {
 			}
 		}
 		subj := evSubject(t, key)
-		dropped := fp.DropReply(func(s string) bool { return s == subj }) // B's first append is its fence
+		dropped := fp.DropNextReplyFunc(func(s string) bool { return s == subj }) // B's first append is its fence
 		sb, err := b.st.StartSession(ctx, key)
 		if err != nil {
 			t.Fatalf("start whose fence ack was dropped: %v", err)
@@ -452,8 +452,8 @@ func TestLostAcknowledgements(t *testing.T) {
 	})
 
 	t.Run("hand-over reply", func(t *testing.T) {
-		srv := natstest.Run(t)
-		fp := newFaultProxy(t, srv.URL())
+		srv := pltest.Run(t)
+		fp := pltest.Proxy(t, srv.URL())
 		a := openNode(t, srv.URL(), "a", false)
 		b := openNode(t, fp.URL(), "b", false, profileledger.WithHandoverTimeout(300*time.Millisecond))
 		ctx := testCtx(t, time.Minute)
@@ -470,7 +470,7 @@ func TestLostAcknowledgements(t *testing.T) {
 			}
 			acked = append(acked, it)
 		}
-		dropped := fp.DropReply(func(s string) bool { return strings.HasPrefix(s, "pl."+storeName+".ctl.") })
+		dropped := fp.DropNextReplyFunc(func(s string) bool { return strings.HasPrefix(s, "pl."+storeName+".ctl.") })
 		t0 := time.Now()
 		sb, err := b.st.StartSession(ctx, key)
 		if err != nil {
@@ -518,14 +518,14 @@ func TestLostAcknowledgements(t *testing.T) {
 	// contender whose first read of the lease gets no reply (lost with a
 	// reset connection, say) must try again, not wait out its context.
 	t.Run("lease read reply of a starting session", func(t *testing.T) {
-		srv := natstest.Run(t)
-		fp := newFaultProxy(t, srv.URL())
+		srv := pltest.Run(t)
+		fp := pltest.Proxy(t, srv.URL())
 		a := openNode(t, fp.URL(), "a", true)
 		b := openNode(t, srv.URL(), "b", false)
 		ctx := testCtx(t, time.Minute)
 		const key = "lost-lease-read"
 		leases := "KV_PL_" + storeName + "_LEASES"
-		dropped := fp.DropReply(func(s string) bool {
+		dropped := fp.DropNextReplyFunc(func(s string) bool {
 			return strings.HasPrefix(s, "$JS.API.DIRECT.GET."+leases) || strings.HasPrefix(s, "$JS.API.STREAM.MSG.GET."+leases)
 		})
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -564,10 +564,9 @@ func TestLostAcknowledgements(t *testing.T) {
 }
 
 func lostRenewalReply(t *testing.T, latencyMS int) {
-	srv := natstest.Run(t)
-	fp := newFaultProxy(t, srv.URL())
-	tp := newToxiProxy(t, fp.URL()) // holder -> toxiproxy (latency) -> faultProxy (drop) -> NATS
-	a := openNode(t, tp.URL(), "a", true)
+	srv := pltest.Run(t)
+	fp := pltest.Proxy(t, srv.URL()) // the holder's: latency, and one renewal reply dropped
+	a := openNode(t, fp.URL(), "a", true)
 	b := openNode(t, srv.URL(), "b", false)
 	ctx := testCtx(t, time.Minute)
 	const key = "lost-renewal-ack"
@@ -576,13 +575,13 @@ func lostRenewalReply(t *testing.T, latencyMS int) {
 		t.Fatal(err)
 	}
 	if latencyMS > 0 {
-		tp.latency(latencyMS, 0)
+		fp.Latency(time.Duration(latencyMS)*time.Millisecond, 0)
 		if err := s.Mutate(ctx, "item", addItem("slow")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	lsubj := leaseSubject(t, key)
-	dropped := fp.DropReply(func(subj string) bool { return subj == lsubj })
+	dropped := fp.DropNextReplyFunc(func(subj string) bool { return subj == lsubj })
 	select {
 	case <-dropped:
 	case <-time.After(waitFor):
@@ -621,11 +620,10 @@ func lostRenewalReply(t *testing.T, latencyMS int) {
 }
 
 func uncertainThen(t *testing.T, end bool) {
-	srv := natstest.Run(t)
-	fp := newFaultProxy(t, srv.URL())
-	tp := newToxiProxy(t, fp.URL()) // holder -> toxiproxy (freeze) -> faultProxy (drop) -> NATS
+	srv := pltest.Run(t)
+	fp := pltest.Proxy(t, srv.URL()) // the holder's: drops one reply, then freezes
 	ttl := profileledger.WithLeaseTTL(5 * time.Second)
-	a := openNode(t, tp.URL(), "a", true, ttl)
+	a := openNode(t, fp.URL(), "a", true, ttl)
 	b := openNode(t, srv.URL(), "b", false, ttl)
 	ctx := testCtx(t, time.Minute)
 	const key = "uncertain"
@@ -637,7 +635,7 @@ func uncertainThen(t *testing.T, end bool) {
 		t.Fatal(err)
 	}
 	subj := evSubject(t, key)
-	dropped := fp.DropReply(func(x string) bool { return x == subj })
+	dropped := fp.DropNextReplyFunc(func(x string) bool { return x == subj })
 	res := make(chan error, 1)
 	go func() {
 		mctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
@@ -649,9 +647,9 @@ func uncertainThen(t *testing.T, end bool) {
 	case <-time.After(waitFor):
 		t.Fatal("the proxy dropped no PubAck")
 	}
-	tp.freeze()
+	fp.Freeze()
 	err = recvErr(t, res, "mutation whose ack was dropped")
-	tp.thaw()
+	fp.Thaw()
 	if !errors.Is(err, profileledger.ErrUncertain) {
 		t.Fatalf("mutation with its ack and its settling read lost = %v, want ErrUncertain", err)
 	}
@@ -691,14 +689,14 @@ func uncertainThen(t *testing.T, end bool) {
 	checkLog(t, key, recs)
 }
 
-// TestLatencyBetweenHolderAndNATS adds 50 ms ± 10 ms each way (toxiproxy
-// latency toxics) between a holder and NATS, well inside the renewal
+// TestLatencyBetweenHolderAndNATS adds 50 ms ± 10 ms each way (a pltest
+// proxy's Latency) between a holder and NATS, well inside the renewal
 // budget of a 1 s lease: mutations — one at a time and group-committed —
 // still succeed, just slower, and a hand-over to a direct node keeps them
 // all.
 func TestLatencyBetweenHolderAndNATS(t *testing.T) {
-	srv := natstest.Run(t)
-	tp := newToxiProxy(t, srv.URL())
+	srv := pltest.Run(t)
+	tp := pltest.Proxy(t, srv.URL())
 	a := openNode(t, tp.URL(), "a", false)
 	b := openNode(t, srv.URL(), "b", false)
 	ctx := testCtx(t, time.Minute)
@@ -707,7 +705,7 @@ func TestLatencyBetweenHolderAndNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp.latency(50, 10)
+	tp.Latency(50*time.Millisecond, 10*time.Millisecond)
 	t0 := time.Now()
 	var acked []string
 	for i := range 10 {
@@ -829,8 +827,8 @@ func (o *outcomes) check(t testing.TB, recs []ledger.Record) {
 // carries on or ends lost (and is started again); no acknowledged write is
 // lost, none doubled, no refused one written.
 func TestConnectionResetMidLoad(t *testing.T) {
-	srv := natstest.Run(t)
-	fp := newFaultProxy(t, srv.URL())
+	srv := pltest.Run(t)
+	fp := pltest.Proxy(t, srv.URL())
 	a := openNode(t, fp.URL(), "a", true)
 	b := openNode(t, srv.URL(), "b", false)
 	ctx := testCtx(t, time.Minute)
@@ -937,8 +935,8 @@ func TestConnectionResetMidLoad(t *testing.T) {
 // queued is refused by the log's fence.
 func TestCutThatHeals(t *testing.T) {
 	t.Run("shorter than the lease", func(t *testing.T) {
-		srv := natstest.Run(t)
-		fp := newFaultProxy(t, srv.URL())
+		srv := pltest.Run(t)
+		fp := pltest.Proxy(t, srv.URL())
 		a := openNode(t, fp.URL(), "a", false)
 		b := openNode(t, srv.URL(), "b", false)
 		ctx := testCtx(t, time.Minute)
@@ -979,8 +977,8 @@ func TestCutThatHeals(t *testing.T) {
 	})
 
 	t.Run("longer than the lease", func(t *testing.T) {
-		srv := natstest.Run(t)
-		fp := newFaultProxy(t, srv.URL())
+		srv := pltest.Run(t)
+		fp := pltest.Proxy(t, srv.URL())
 		a := openNode(t, fp.URL(), "a", true)
 		b := openNode(t, srv.URL(), "b", false, profileledger.WithHandoverTimeout(200*time.Millisecond))
 		ctx := testCtx(t, time.Minute)
@@ -1047,7 +1045,7 @@ func TestCutThatHeals(t *testing.T) {
 // it was refused lands. (The linearizability workload found this: a steal
 // failing with "the log keeps moving under the load".)
 func TestStealFromABusyHolder(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	a := openNode(t, srv.URL(), "a", false)
 	b := openNode(t, srv.URL(), "b", false)
 	ctx := testCtx(t, time.Minute)

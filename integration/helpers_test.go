@@ -11,9 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
 	"github.com/profileledger/profileledger/audit"
-	"github.com/profileledger/profileledger/internal/keys"
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 // Player is the profile type of these tests.
@@ -38,7 +37,7 @@ type node struct {
 // a test cut cannot end its sessions cleanly).
 func openNode(t testing.TB, url, name string, closeErrOK bool, opts ...profileledger.Option) *node {
 	t.Helper()
-	nc, js := natstest.Connect(t, url)
+	js := pltest.Connect(t, url)
 	opts = append([]profileledger.Option{profileledger.WithLeaseTTL(time.Second), profileledger.WithNode(name)}, opts...)
 	st, err := profileledger.Open(context.Background(), js, storeName, tmpl(), opts...)
 	if err != nil {
@@ -51,7 +50,7 @@ func openNode(t testing.TB, url, name string, closeErrOK bool, opts ...profilele
 			t.Errorf("Close %s: %v", name, err)
 		}
 	})
-	return &node{nc: nc, js: js, st: st}
+	return &node{nc: js.Conn(), js: js, st: st}
 }
 
 func testCtx(t testing.TB, d time.Duration) context.Context {
@@ -60,53 +59,18 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// readLog returns every record on the profile's event subject, through
-// the last sequence the stream's leader knows: on a cluster a direct get may
-// be answered by a follower that has not yet applied the last acknowledged
-// append.
+// readLog returns every record on the profile's event subject.
 func readLog(t testing.TB, js jetstream.JetStream, key string) []ledger.Record {
 	t.Helper()
-	ctx := testCtx(t, 30*time.Second)
-	st, err := js.Stream(ctx, "PL_"+storeName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := keys.Encode(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := ledger.NewLog(js, st, 1<<20)
-	defer l.Close()
-	subject := "pl." + storeName + ".ev." + tok
-	last, err := l.LastFromLeader(ctx, subject)
-	if err != nil || last == 0 {
-		if err != nil {
-			t.Fatal(err)
-		}
-		return nil
-	}
-	var out []ledger.Record
-	if err := l.ReadThrough(ctx, subject, 0, last, func(r ledger.Record) error {
-		out = append(out, r)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return pltest.ReadLog(t, js, storeName, key)
 }
 
 // auditStore runs the auditor over the whole store — every profile's log
 // and every stored snapshot against the fold of its log — and fails t for
-// each violation.
+// each violation, or if it found no profile at all.
 func auditStore(t testing.TB, js jetstream.JetStream) {
 	t.Helper()
-	rep, err := audit.Store(testCtx(t, time.Minute), js, storeName)
-	if err != nil {
-		t.Fatalf("audit: %v", err)
-	}
-	for _, v := range rep.Violations {
-		t.Errorf("audit: %v", v)
-	}
+	rep := pltest.Audit(t, js, storeName)
 	if rep.Profiles == 0 {
 		t.Error("audit found no profile: it audited nothing")
 	}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/profileledger/profileledger"
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 // The linearizability test's model: each profile is one register holding a
@@ -146,7 +146,7 @@ type linOp struct {
 //     event of a later operation of its client, or its session.ended.
 //     Every Data read, confirmed or not, must equal the log folded to v.
 func TestLinearizability(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	nodes := []*node{
 		openNode(t, srv.URL(), "a", false),
 		openNode(t, srv.URL(), "b", false),
@@ -156,13 +156,13 @@ func TestLinearizability(t *testing.T) {
 }
 
 // TestLinearizabilityWithResets runs the same workload with one of the
-// three Stores behind a faultProxy that resets its connection (TCP RST both
-// ways) every 700 ms: appends lose their acknowledgements or never arrive,
+// three Stores behind a pltest proxy that resets its connection (Reset: TCP
+// RST both ways) every 700 ms: appends lose their acknowledgements or never arrive,
 // hand-over requests and replies vanish, some outcomes become unknown. The
 // history must still be linearizable.
 func TestLinearizabilityWithResets(t *testing.T) {
-	srv := natstest.Run(t)
-	fp := newFaultProxy(t, srv.URL())
+	srv := pltest.Run(t)
+	fp := pltest.Proxy(t, srv.URL())
 	nodes := []*node{
 		openNode(t, srv.URL(), "a", false),
 		openNode(t, srv.URL(), "b", false),

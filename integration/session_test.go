@@ -12,14 +12,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 func inc(p *Player) error { p.Coins++; return nil }
 
 func TestHandOverWhileMutatingKeepsEveryAcknowledgedWrite(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	a := openNode(t, srv.URL(), "a", false)
 	b := openNode(t, srv.URL(), "b", false)
 	ctx := testCtx(t, time.Minute)
@@ -73,7 +73,7 @@ func TestHandOverWhileMutatingKeepsEveryAcknowledgedWrite(t *testing.T) {
 }
 
 func TestStealFencesTheOldHolder(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	a := openNode(t, srv.URL(), "a", false)
 	b := openNode(t, srv.URL(), "b", false)
 	ctx := testCtx(t, time.Minute)
@@ -117,7 +117,7 @@ func TestStealFencesTheOldHolder(t *testing.T) {
 }
 
 func TestDeadHolderIsTakenOverAfterTheLeaseTTL(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	a := openNode(t, srv.URL(), "a", true)
 	b := openNode(t, srv.URL(), "b", false)
 	ctx := testCtx(t, time.Minute)
@@ -151,7 +151,7 @@ func TestDeadHolderIsTakenOverAfterTheLeaseTTL(t *testing.T) {
 }
 
 func TestNoWaitFailsWithErrLockedAndCancelStopsAWaitingStart(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	a := openNode(t, srv.URL(), "a", true, profileledger.WithLeaseTTL(5*time.Second))
 	b := openNode(t, srv.URL(), "b", false, profileledger.WithLeaseTTL(5*time.Second))
 	ctx := testCtx(t, time.Minute)
@@ -172,7 +172,7 @@ func TestNoWaitFailsWithErrLockedAndCancelStopsAWaitingStart(t *testing.T) {
 }
 
 func TestContendedCounterCountsEveryAcknowledgedIncrementExactlyOnce(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	var nodes []*node
 	for _, name := range []string{"a", "b", "c"} {
 		nodes = append(nodes, openNode(t, srv.URL(), name, false))
@@ -229,7 +229,7 @@ func TestContendedCounterCountsEveryAcknowledgedIncrementExactlyOnce(t *testing.
 }
 
 func TestGarbageOnTheEventSubjectIsReportedNotFolded(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	a := openNode(t, srv.URL(), "a", false)
 	ctx := testCtx(t, time.Minute)
 	s, err := a.st.StartSession(ctx, "k")
@@ -288,7 +288,7 @@ func TestGarbageOnTheEventSubjectIsReportedNotFolded(t *testing.T) {
 }
 
 func TestHandOverRequestsAreAnsweredByTheHolderNotStored(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	a := openNode(t, srv.URL(), "a", false)
 	b := openNode(t, srv.URL(), "b", false)
 	ctx := testCtx(t, time.Minute)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/pltest"
 	"github.com/profileledger/profileledger/projector"
 )
 
@@ -260,15 +261,15 @@ func verifyKilled(t *testing.T, w *workload, n *node) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	count := map[outcome]int{}
+	count := map[pltest.Outcome]int{}
 	landed := 0
 	for item, o := range w.outcome {
 		count[o]++
 		c := inLog[item]
 		switch {
-		case o == acked && c != 1, o == rejected && c != 0, o == uncertain && c > 1:
-			t.Errorf("%s (%s, %q) is %d times in the raw log", item, outcomeName[o], w.key[item], c)
-		case o == uncertain && c == 1:
+		case o == pltest.Acknowledged && c != 1, o == pltest.Rejected && c != 0, o == pltest.Uncertain && c > 1:
+			t.Errorf("%s (%s, %q) is %d times in the raw log", item, o, w.key[item], c)
+		case o == pltest.Uncertain && c == 1:
 			landed++
 		}
 		delete(inLog, item)
@@ -277,10 +278,8 @@ func verifyKilled(t *testing.T, w *workload, n *node) {
 		t.Errorf("%s is %d times in the raw log but was never written", item, c)
 	}
 	t.Logf("outcomes: acknowledged %d, uncertain %d (%d in the log), rejected %d",
-		count[acked], count[uncertain], landed, count[rejected])
+		count[pltest.Acknowledged], count[pltest.Uncertain], landed, count[pltest.Rejected])
 }
-
-var outcomeName = map[outcome]string{acked: "acknowledged", rejected: "rejected", uncertain: "uncertain"}
 
 // itemsInLog folds key's whole log from nothing — no snapshot — and counts
 // the items of the resulting inventory.

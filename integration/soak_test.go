@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 var (
@@ -28,7 +28,7 @@ var (
 //
 //	go test -tags soak -run Soak -timeout 1h ./integration/ -soak.duration 5m
 func TestSoak(t *testing.T) {
-	srv := natstest.Run(t, natstest.SyncAlways())
+	srv := pltest.Run(t, pltest.SyncAlways())
 	var mu sync.Mutex
 	nodes := []*node{}
 	seq := 0
@@ -43,7 +43,7 @@ func TestSoak(t *testing.T) {
 		addNode()
 	}
 	// One game server reaches NATS through a proxy that can freeze or slow it.
-	tp := newToxiProxy(t, srv.URL())
+	tp := pltest.Proxy(t, srv.URL())
 	proxied := openNode(t, tp.URL(), "proxied", true)
 	mu.Lock()
 	nodes = append(nodes, proxied)
@@ -71,9 +71,9 @@ func TestSoak(t *testing.T) {
 		switch rng.IntN(5) {
 		case 0:
 			faults["server restart"]++
-			srv.Shutdown()
+			srv.Stop()
 			time.Sleep(time.Duration(rng.IntN(2500)) * time.Millisecond)
-			srv.Restart(t)
+			srv.Restart()
 		case 1:
 			faults["game server cut off"]++
 			mu.Lock()
@@ -89,14 +89,14 @@ func TestSoak(t *testing.T) {
 			}
 		case 2:
 			faults["proxied server frozen past its lease"]++
-			tp.freeze()
+			tp.Freeze()
 			time.Sleep(1500 * time.Millisecond)
-			tp.thaw()
+			tp.Thaw()
 		case 3:
 			faults["50 ms latency for 2 s"]++
-			tp.latency(50, 10)
+			tp.Latency(50*time.Millisecond, 10*time.Millisecond)
 			time.Sleep(2 * time.Second)
-			tp.noLatency()
+			tp.Latency(0, 0)
 		default:
 			faults["quiet"]++
 		}

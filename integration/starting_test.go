@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/profileledger/profileledger"
-	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 // TestASessionLostWhileStartingIsNotReturnedAsLive: behind 600 ms of
@@ -15,11 +15,11 @@ import (
 // with ErrSessionLost — not panic (it once closed Done twice) and not hand
 // back a session that is already over as if it were live.
 func TestASessionLostWhileStartingIsNotReturnedAsLive(t *testing.T) {
-	srv := natstest.Run(t)
-	tp := newToxiProxy(t, srv.URL())
+	srv := pltest.Run(t)
+	tp := pltest.Proxy(t, srv.URL())
 	slow := openNode(t, tp.URL(), "slow", true)
-	tp.latency(600, 0)
-	defer tp.noLatency()
+	tp.Latency(600*time.Millisecond, 0)
+	defer tp.Latency(0, 0)
 	ctx := testCtx(t, time.Minute)
 	s, err := slow.st.StartSession(ctx, "far-away")
 	if err == nil {

@@ -2,7 +2,6 @@ package integration_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 // workload drives writers that each append uniquely named items to a few
@@ -23,38 +23,15 @@ type workload struct {
 	keys  []string
 
 	mu       sync.Mutex
-	outcome  map[string]outcome // item -> what its caller was told
-	key      map[string]string  // item -> profile
+	outcome  map[string]pltest.Outcome // item -> what its caller was told
+	key      map[string]string         // item -> profile
 	acked    int
 	uncertOK int // uncertain items that landed
 	errs     map[string]int
 }
 
-type outcome int
-
-const (
-	acked outcome = iota
-	rejected
-	uncertain
-)
-
 func newWorkload(keys []string, nodes func() []*node) *workload {
-	return &workload{nodes: nodes, keys: keys, outcome: map[string]outcome{}, key: map[string]string{}, errs: map[string]int{}}
-}
-
-// classify maps a Mutate error to what it means for the log.
-func classify(err error) outcome {
-	switch {
-	case err == nil:
-		return acked
-	case errors.Is(err, profileledger.ErrUncertain):
-		return uncertain
-	case errors.Is(err, profileledger.ErrSessionLost), errors.Is(err, profileledger.ErrSessionEnded):
-		return rejected // never sent, or fenced by the log
-	case err == context.Canceled || err == context.DeadlineExceeded:
-		return rejected // Mutate returns a bare ctx error only when nothing was sent
-	}
-	return uncertain
+	return &workload{nodes: nodes, keys: keys, outcome: map[string]pltest.Outcome{}, key: map[string]string{}, errs: map[string]int{}}
 }
 
 // run starts writers writers until ctx ends or the deadline passes.
@@ -109,9 +86,9 @@ func (w *workload) run(ctx context.Context, t testing.TB, writers int, until tim
 func (w *workload) record(key, item string, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o := classify(err)
+	o := pltest.OutcomeOf(err)
 	w.outcome[item], w.key[item] = o, key
-	if o == acked {
+	if o == pltest.Acknowledged {
 		w.acked++
 	}
 	if err != nil {
@@ -161,13 +138,13 @@ func (w *workload) verify(t testing.TB, n *node) {
 		case c > 1:
 			doubled++
 			t.Errorf("%s (%v) is in %q %d times", it, o, w.key[it], c)
-		case o == acked && c == 0:
+		case o == pltest.Acknowledged && c == 0:
 			lost++
 			t.Errorf("acknowledged %s is missing from %q", it, w.key[it])
-		case o == rejected && c == 1:
+		case o == pltest.Rejected && c == 1:
 			ghost++
 			t.Errorf("rejected %s is in %q", it, w.key[it])
-		case o == uncertain && c == 1:
+		case o == pltest.Uncertain && c == 1:
 			w.uncertOK++
 		}
 	}

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/lease"
+	"github.com/profileledger/profileledger/pltest"
 	"go.uber.org/goleak"
 )
 
@@ -15,8 +15,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func bucket(t testing.TB) *lease.Bucket {
 	t.Helper()
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	b, err := lease.OpenBucket(ctx(t), js, lease.Config{Bucket: "L", TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)

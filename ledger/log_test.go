@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/pltest"
 	"go.uber.org/goleak"
 )
 
@@ -19,8 +19,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newLog(t testing.TB) (*ledger.Log, jetstream.JetStream) {
 	t.Helper()
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	st, err := ledger.OpenStream(ctx(t), js, ledger.StreamConfig{Name: "PL_T", Subjects: []string{"pl.t.>"}, MaxMsgSize: 8 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -224,8 +224,8 @@ func TestReadPagesThroughLongLogsInOrder(t *testing.T) {
 }
 
 func TestOpenStreamRefusesAnIncompatibleStream(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	c := ctx(t)
 	if _, err := js.CreateStream(c, jetstream.StreamConfig{Name: "PL_T", Subjects: []string{"pl.t.>"}, MaxAge: time.Hour}); err != nil {
 		t.Fatal(err)

@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/pltest"
 	"github.com/profileledger/profileledger/snapshots"
 	"github.com/profileledger/profileledger/snapshots/snapshotstest"
 )
 
 func TestKVConformance(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	n := 0
 	snapshotstest.Run(t, func(t *testing.T) snapshotstest.Target {
 		n++
@@ -32,8 +32,8 @@ func TestKVConformanceR3(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	c := natstest.RunCluster(t, 3)
-	_, js := natstest.Connect(t, c.URLs())
+	c := pltest.RunCluster(t, 3)
+	js := pltest.Connect(t, c.URLs())
 	n := 0
 	snapshotstest.Run(t, func(t *testing.T) snapshotstest.Target {
 		n++
@@ -42,13 +42,13 @@ func TestKVConformanceR3(t *testing.T) {
 }
 
 func TestOpenKVConcurrentlySucceeds(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	ctx := testContext(t)
 	const procs = 8
 	var wg sync.WaitGroup
 	errs := make([]error, procs)
 	for i := range procs {
-		_, js := natstest.Connect(t, srv.URL()) // one connection per "process"
+		js := pltest.Connect(t, srv.URL()) // one connection per "process"
 		wg.Go(func() {
 			_, errs[i] = snapshots.OpenKV(ctx, js, snapshots.KVConfig{Bucket: "SNAP"})
 		})
@@ -62,8 +62,8 @@ func TestOpenKVConcurrentlySucceeds(t *testing.T) {
 }
 
 func TestOpenKVRejectsIncompatibleBucket(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	ctx := testContext(t)
 	openKV(t, js, snapshots.KVConfig{Bucket: "SNAP", History: 5})
 
@@ -106,8 +106,8 @@ func TestOpenKVRejectsIncompatibleBucket(t *testing.T) {
 }
 
 func TestOpenKVChecksConfig(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	ctx := testContext(t)
 	for _, cfg := range []snapshots.KVConfig{
 		{},
@@ -133,15 +133,16 @@ func TestOpenKVChecksConfig(t *testing.T) {
 }
 
 func TestKVSurvivesRestart(t *testing.T) {
-	srv := natstest.Run(t, natstest.SyncAlways())
-	nc, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t, pltest.SyncAlways())
+	js := pltest.Connect(t, srv.URL())
+	nc := js.Conn()
 	ctx := testContext(t)
 	kv := openKV(t, js, snapshots.KVConfig{Bucket: "SNAP"})
 	want := snapshots.Snapshot{Key: "user:1", Version: 7, Epoch: 2, State: []byte(`{"coins":3}`)}
 	if err := kv.Save(ctx, want); err != nil {
 		t.Fatal(err)
 	}
-	srv.Restart(t)
+	srv.Restart()
 	// A request written before the client notices the restart is lost with
 	// the old socket: use the connection once a round trip proves it new.
 	for deadline := time.Now().Add(10 * time.Second); nc.Stats().Reconnects == 0 || nc.FlushTimeout(200*time.Millisecond) != nil; {
@@ -161,10 +162,10 @@ func TestKVSurvivesRestart(t *testing.T) {
 }
 
 func TestKVLoadFailsWhenServerIsDown(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	kv := openKV(t, js, snapshots.KVConfig{Bucket: "SNAP"})
-	srv.Shutdown()
+	srv.Stop()
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	if _, err := kv.Load(ctx, "k", 0); err == nil {
