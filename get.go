@@ -14,7 +14,8 @@ type View[T any] struct {
 	Version uint64
 	// Epoch is the epoch of the last session that wrote up to Version.
 	Epoch uint64
-	// Exists is false if the profile has no events (Data is the template).
+	// Exists is false if the profile has no events, or none since an
+	// erasure (Data is the template).
 	Exists bool
 	// Data is the profile's data, decoded over a copy of the template.
 	Data T
@@ -51,12 +52,12 @@ func (st *Store[T]) Get(ctx context.Context, key string, opts ...ReadOption) (Vi
 	if err != nil {
 		return View[T]{}, err
 	}
-	v := View[T]{Key: key, Version: l.version, Epoch: l.epoch, Exists: l.version > 0, Report: l.report}
+	v := View[T]{Key: key, Version: l.version, Epoch: l.epoch, Exists: l.doc != nil, Report: l.report}
 	if err := json.Unmarshal(st.template, &v.Data); err != nil {
 		return View[T]{}, fmt.Errorf("profileledger: decode template: %w", err)
 	}
 	if l.doc != nil {
-		doc, err := st.migrateTo(key, l.doc, l.migrated)
+		doc, err := st.migrateTo(key, l.doc, l.ps.migrated)
 		if err != nil {
 			return View[T]{}, err
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/profileledger/profileledger/ledger"
@@ -69,24 +68,7 @@ type loaded struct {
 	session string // the session that wrote epoch, once seen
 	report  LoadReport
 
-	// Beside the document: state the fold keeps from events' metadata.
-	migrated  int    // migration steps the profile has had
-	migration string // the last one's name
-}
-
-// snapshotMeta is what a snapshot keeps of l beside the document.
-func (l *loaded) snapshotMeta() map[string]string {
-	if l.migrated == 0 {
-		return nil
-	}
-	return map[string]string{ledger.MetaMigrated: strconv.Itoa(l.migrated), ledger.MetaMigration: l.migration}
-}
-
-// fromSnapshotMeta restores what snapshotMeta kept.
-func (l *loaded) fromSnapshotMeta(m map[string]string) {
-	if n, err := strconv.Atoi(m[ledger.MetaMigrated]); err == nil {
-		l.migrated, l.migration = n, m[ledger.MetaMigration]
-	}
+	ps profileState // beside the document: what the fold keeps of library events
 }
 
 // load folds a profile from its newest usable snapshot and the events after
@@ -158,7 +140,7 @@ func (st *Store[T]) loadSnapshot(ctx context.Context, key string, maxVersion uin
 		}
 		l.doc, l.version, l.fence = doc, snap.Version, snap.Version
 		l.epoch, l.session = snap.Epoch, snap.Session
-		l.fromSnapshotMeta(snap.Meta)
+		l.ps = stateFromSnapshot(snap.Meta)
 		l.report.SnapshotVersion = snap.Version
 		return &snap, nil
 	}
@@ -249,7 +231,11 @@ func (st *Store[T]) fold(l *loaded, key string, r ledger.Record) error {
 		st.skip(l, key, r.Seq, fmt.Errorf("event %s claims epoch %d of session %s, which belongs to %s", ev.ID, ev.Epoch, ev.Session, l.session))
 		return nil
 	}
-	doc, err := projector.Apply(l.doc, ev.Ops)
+	before := l.doc
+	if ev.Type == ledger.TypeErased {
+		before = nil // everything before the tombstone is gone
+	}
+	doc, err := projector.Apply(before, ev.Ops)
 	if err != nil {
 		if !st.cfg.skipBadEvents {
 			return fmt.Errorf("%w: profile %q, sequence %d, event %s (%s): %w", ErrBadEvent, key, r.Seq, r.Event.ID, r.Event.Type, err)
@@ -259,7 +245,7 @@ func (st *Store[T]) fold(l *loaded, key string, r ledger.Record) error {
 	}
 	l.doc, l.version, l.fence = doc, r.Seq, r.Seq
 	l.epoch, l.session = ev.Epoch, ev.Session
-	foldMigration(l, ev)
+	l.ps = foldState(l.ps, ev, r.Stored)
 	l.report.Replayed++
 	return nil
 }

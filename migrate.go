@@ -60,24 +60,6 @@ func checkMigrations(steps []Migration) error {
 	return nil
 }
 
-// foldMigration records in l the migration state an event states: a
-// session's fence says how many steps the profile has had (and the last
-// one's name), a step event advances it.
-func foldMigration(l *loaded, ev ledger.Event) {
-	var n string
-	switch ev.Type {
-	case ledger.TypeSessionStarted:
-		n = ev.Meta[ledger.MetaMigrated]
-	case ledger.TypeMigrate:
-		n = ev.Meta[ledger.MetaStep]
-	default:
-		return
-	}
-	if step, err := strconv.Atoi(n); err == nil && step >= 0 {
-		l.migrated, l.migration = step, ev.Meta[ledger.MetaMigration]
-	}
-}
-
 // checkMigrated reports whether this store may write a profile that has had
 // migrated steps, the last named name.
 func (st *Store[T]) checkMigrated(key string, migrated int, name string) error {

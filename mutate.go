@@ -37,7 +37,10 @@ func (s *Session[T]) Mutate(ctx context.Context, eventType string, fn func(*T) e
 	if fn == nil {
 		return fmt.Errorf("%w: Mutate needs a function", ErrInvalidInput)
 	}
-	return s.submit(ctx, &request[T]{ctx: ctx, typ: eventType, fn: fn})
+	t0 := time.Now()
+	err := s.submit(ctx, &request[T]{ctx: ctx, typ: eventType, fn: fn})
+	s.st.obs.mutated(t0, err)
+	return err
 }
 
 // Apply changes the profile with explicit ops (Inc, Set, Add, Remove, Move,
@@ -53,11 +56,14 @@ func (s *Session[T]) Apply(ctx context.Context, eventType string, ops ...Op) err
 	if len(lops) == 0 {
 		return fmt.Errorf("%w: Apply needs at least one op", ErrInvalidInput)
 	}
-	return s.submit(ctx, &request[T]{ctx: ctx, typ: eventType, ops: lops})
+	t0 := time.Now()
+	err = s.submit(ctx, &request[T]{ctx: ctx, typ: eventType, ops: lops})
+	s.st.obs.mutated(t0, err)
+	return err
 }
 
 func (s *Session[T]) submit(ctx context.Context, r *request[T]) error {
-	if r.target == nil {
+	if !r.lib {
 		if err := ledger.ValidateUserType(r.typ); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 		}
@@ -157,6 +163,7 @@ type staged[T any] struct {
 	size int           // ev's encoded size
 	data T
 	doc  any
+	ps   profileState
 }
 
 // commit runs a batch: each request's change is computed on top of the
@@ -173,12 +180,13 @@ func (s *Session[T]) commit(batch []*request[T]) {
 		s.mu.Unlock()
 		if resync {
 			if err := s.resyncBy(ctx); err != nil {
+				s.st.obs.readFailed(s.key, err)
 				failAll(batch, err)
 				return
 			}
 		}
 		s.mu.Lock()
-		base := staged[T]{data: s.data, doc: s.doc}
+		base := staged[T]{data: s.data, doc: s.doc, ps: s.ps}
 		fence, gen := s.fence, s.gen
 		s.mu.Unlock()
 
@@ -231,10 +239,10 @@ func (s *Session[T]) commit(batch []*request[T]) {
 				}
 				continue
 			}
-			s.data, s.doc = cur.data, cur.doc
+			s.data, s.doc, s.ps = cur.data, cur.doc, cur.ps
 			for _, o := range out {
 				if o.ev != nil {
-					s.unflushed = append(s.unflushed, pending{ev: *o.ev, doc: o.doc})
+					s.unflushed = append(s.unflushed, pending{ev: *o.ev, doc: o.doc, ps: o.ps})
 				}
 			}
 			s.mu.Unlock()
@@ -242,10 +250,12 @@ func (s *Session[T]) commit(batch []*request[T]) {
 			return
 		}
 		last, err := s.st.ledger.Append(ctx, s.subject, fence, events...)
+		s.st.obs.appended(s.key, len(events), err)
 		switch {
 		case err == nil:
 			s.mu.Lock()
 			s.data, s.doc, s.logDoc = cur.data, cur.doc, cur.doc
+			s.ps, s.logPS = cur.ps, cur.ps
 			s.version, s.fence = last, last
 			s.uncertain = nil // an older message in doubt can no longer land
 			s.sinceSnap += len(events)
@@ -333,7 +343,25 @@ func batchContext[T any](base context.Context, batch []*request[T]) (context.Con
 
 // stage computes r's change on top of cur.
 func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err error) {
-	next.r = r
+	next.r, next.ps = r, cur.ps
+	if id := r.meta[ledger.MetaUserID]; id != "" && r.lib {
+		// A user id added that the profile has, or removed that it has
+		// not: nothing to record.
+		has := slices.Contains(cur.ps.userIDs, id)
+		if has == (r.typ == ledger.TypeUserIDAdded) {
+			next.data, next.doc = cur.data, cur.doc
+			return next, nil
+		}
+		if !has && len(cur.ps.userIDs) >= MaxUserIDs {
+			return next, fmt.Errorf("%w: profile %q has %d user ids, the limit", ErrInvalidInput, s.key, MaxUserIDs)
+		}
+	}
+	if r.msgSeq > 0 && r.msgSeq <= cur.ps.inbox {
+		// Handled already (a retry after an unknown outcome that landed):
+		// never twice.
+		next.data, next.doc = cur.data, cur.doc
+		return next, nil
+	}
 	var ops []ledger.Op
 	if r.fn != nil {
 		// fn works on a deep copy: whatever it does to maps and slices
@@ -381,7 +409,7 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 		ops = append(slices.Clip(rops), projector.Diff(doc, ndoc)...)
 		next.data, next.doc = w, ndoc
 	}
-	if len(ops) == 0 {
+	if len(ops) == 0 && !r.always {
 		return next, nil
 	}
 	if v := s.st.validate; v != nil {
@@ -398,6 +426,7 @@ func (s *Session[T]) stage(r *request[T], cur staged[T]) (next staged[T], err er
 		return next, fmt.Errorf("%w: %q event on %q is %d bytes, over the limit of %d", ErrTooLarge, r.typ, s.key, size, max)
 	}
 	next.ev, next.size = &ev, size
+	next.ps = foldState(cur.ps, ev, time.Time{})
 	return next, nil
 }
 
@@ -417,7 +446,7 @@ func (s *Session[T]) settle(cur staged[T], w T) (next staged[T], ops []ledger.Op
 	if err != nil {
 		return next, nil, fmt.Errorf("profileledger: profile %q: the document and the data disagree: %w", s.key, err)
 	}
-	next.data, next.doc = w, doc
+	next.data, next.doc, next.ps = w, doc, cur.ps
 	return next, ops, nil
 }
 
@@ -513,6 +542,7 @@ func (s *Session[T]) Flush(ctx context.Context) error {
 type pending struct {
 	ev  ledger.Event
 	doc any
+	ps  profileState
 }
 
 // flush appends the deferred backlog and then extra (a session marker), one
@@ -531,8 +561,7 @@ func (s *Session[T]) flush(ctx context.Context, extra ...ledger.Event) error {
 	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	for _, ev := range extra {
-		doc := s.doc
-		s.unflushed = append(s.unflushed, pending{ev: ev, doc: doc})
+		s.unflushed = append(s.unflushed, pending{ev: ev, doc: s.doc, ps: foldState(s.ps, ev, time.Time{})})
 	}
 	if len(s.unflushed) == 0 {
 		s.mu.Unlock()
@@ -568,13 +597,14 @@ func (s *Session[T]) flush(ctx context.Context, extra ...ledger.Event) error {
 		s.mu.Unlock()
 
 		seq, err := s.st.ledger.Append(ctx, s.subject, fence, events...)
+		s.st.obs.appended(s.key, len(events), err)
 		switch {
 		case err == nil:
 			s.mu.Lock()
 			last := s.unflushed[len(events)-1]
 			s.unflushed = slices.Delete(s.unflushed, 0, len(events))
 			s.inflight = 0
-			s.logDoc = last.doc
+			s.logDoc, s.logPS = last.doc, last.ps
 			s.version, s.fence = seq, seq
 			s.uncertain = nil // an older message in doubt can no longer land
 			s.sinceSnap += len(events)

@@ -25,6 +25,8 @@ type config struct {
 	maxBatch        int
 	validate        any // func(*T) error, checked by Open
 	migrations      []Migration
+	health          healthConfig // health.go
+	inboxLimit      int
 }
 
 func defaultConfig() config {
@@ -38,6 +40,7 @@ func defaultConfig() config {
 		maxEventSize:    256 << 10,
 		handoverTimeout: 2 * time.Second,
 		maxBatch:        128,
+		inboxLimit:      1000,
 	}
 }
 
@@ -105,12 +108,19 @@ func WithValidate[T any](fn func(*T) error) Option {
 	return func(c *config) { c.validate = fn }
 }
 
+// WithInboxLimit sets how many messages a profile's inbox holds at most
+// (default 1000, as ProfileStore's); past it, Store.Message fails with
+// ErrInboxFull. Handled messages count until they are removed, right after
+// their events are in the log.
+func WithInboxLimit(n int) Option { return func(c *config) { c.inboxLimit = n } }
+
 // SessionOption configures StartSession.
 type SessionOption func(*sessionConfig)
 
 type sessionConfig struct {
 	steal  bool
 	noWait bool
+	erase  bool // Erase's session: a fence only (no migration, no reconcile), then the tombstone
 }
 
 // Steal makes StartSession take the profile at once, without asking the

@@ -57,10 +57,10 @@ func (s *Session[T]) Rollback(ctx context.Context, version uint64, reason string
 			return err
 		}
 	}
-	if target, err = s.st.migrateTo(s.key, target, l.migrated); err != nil {
+	if target, err = s.st.migrateTo(s.key, target, l.ps.migrated); err != nil {
 		return err
 	}
 	meta[ledger.MetaRollbackTo] = strconv.FormatUint(l.version, 10)
 	meta[MetaReason] = reason
-	return s.submit(ctx, &request[T]{ctx: ctx, typ: ledger.TypeRollback, target: target, meta: meta})
+	return s.submit(ctx, &request[T]{ctx: ctx, typ: ledger.TypeRollback, target: target, meta: meta, lib: true})
 }

@@ -43,6 +43,7 @@ type Session[T any] struct {
 	token   string
 	subject string
 	id      string
+	erasing bool          // Erase's session: it appends the tombstone and nothing else
 	started chan struct{} // closed when StartSession has finished, either way
 	done    chan struct{} // closed when the session is over
 
@@ -71,10 +72,13 @@ type Session[T any] struct {
 	flushMu    sync.Mutex      // one flush at a time: two would race for one fence
 	renewMu    sync.Mutex      // held by a renewal attempt; End takes it to release the lease
 	report     LoadReport
-	migrated   int       // migration steps the profile has had, and...
-	migration  string    // ...the last one's name: kept in snapshots
-	startLost  error     // set by lose while starting: StartSession must not return the session
-	doneOnce   sync.Once // done is closed once, by finish or a failed start
+	ps         profileState            // the profile's state beside data: what the fold keeps of library events
+	logPS      profileState            // ps as the log holds it at version (deferred mode: less the unflushed)
+	startLost  error                   // set by lose while starting: StartSession must not return the session
+	handler    func(*T, Message) error // HandleMessages's fn
+	delivering bool                    // the delivery loop runs
+	wakeCh     chan struct{}           // wakes the delivery loop
+	doneOnce   sync.Once               // done is closed once, by finish or a failed start
 }
 
 type request[T any] struct {
@@ -83,6 +87,9 @@ type request[T any] struct {
 	fn     func(*T) error
 	ops    []ledger.Op
 	target any               // Rollback: the document to turn the data into
+	msgSeq uint64            // a handled inbox message: its sequence
+	always bool              // an event even if nothing changes (a handled message, a user id)
+	lib    bool              // the library's own request: typ and meta are set and checked
 	meta   map[string]string // the event's metadata: the caller's, and the library's
 	done   chan error
 }
@@ -109,6 +116,12 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 	for _, o := range opts {
 		o(&sc)
 	}
+	sc.erase = false
+	return st.startSession(ctx, key, sc)
+}
+
+func (st *Store[T]) startSession(ctx context.Context, key string, sc sessionConfig) (*Session[T], error) {
+	t0 := time.Now()
 	token, err := encodeKey(key)
 	if err != nil {
 		return nil, err
@@ -117,7 +130,7 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 		return nil, ErrClosed
 	}
 	s := &Session[T]{
-		st: st, key: key, token: token, subject: st.names.Events(token),
+		st: st, key: key, token: token, subject: st.names.Events(token), erasing: sc.erase,
 		id:      uuid.NewString(),
 		started: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -152,6 +165,7 @@ func (st *Store[T]) StartSession(ctx context.Context, key string, opts ...Sessio
 			s.mu.Lock()
 			if err = s.startLost; err == nil {
 				s.state = stateActive
+				st.obs.started(t0)
 				s.lease.Record.Epoch = s.epoch
 			}
 			s.mu.Unlock()
@@ -215,6 +229,7 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 				return lease.Lease{}, false, fmt.Errorf("profileledger: start session: %w", err)
 			}
 			st.log.Warn("lease not reachable; retrying", logKey, token, logErr, err)
+			st.obs.leaseUnreachable(token, err)
 			if !retry.Sleep(ctx, retry.Backoff(attempt+1, 10*time.Millisecond, time.Second)) {
 				return lease.Lease{}, false, fmt.Errorf("profileledger: start session: %w (last error: %v)", ctx.Err(), err)
 			}
@@ -230,6 +245,7 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 			l, err := st.leases.Steal(actx, token, cur.Revision, rec)
 			cancel()
 			if err == nil {
+				st.obs.stole()
 				return l, false, nil
 			}
 			if !errors.Is(err, lease.ErrLost) && ctx.Err() != nil {
@@ -240,6 +256,7 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 		hctx, cancel := context.WithTimeout(ctx, st.cfg.handoverTimeout)
 		reply, err := lease.RequestHandover(hctx, st.nc, cur, st.cfg.node)
 		cancel()
+		st.obs.handover(seen, err == nil && reply.Released)
 		if err == nil && reply.Released {
 			continue
 		}
@@ -252,6 +269,7 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 		if err != nil {
 			return lease.Lease{}, false, fmt.Errorf("%w: gave up waiting for %s: %w", ErrLocked, cur.Record.Node, err)
 		}
+		st.obs.waited(res)
 		if res == lease.Expired {
 			st.log.Info("taking over a silent holder's profile", logKey, token, "holder", wl.Record.Node)
 			l, err := st.leases.Steal(ctx, token, wl.Revision, rec)
@@ -296,27 +314,31 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 				return err
 			}
 		}
-		if err := st.checkMigrated(s.key, l.migrated, l.migration); err != nil {
+		if err := st.checkMigrated(s.key, l.ps.migrated, l.ps.migration); err != nil && !s.erasing {
 			return err
 		}
 		// Migrations the profile has not had run now, each one event in
 		// the fence's message; a new profile is the template, already in
 		// the current shape.
 		steps := st.cfg.migrations
-		migrated, doc := l.migrated, l.doc
+		migrated, doc := l.ps.migrated, l.doc
 		var migrations []ledger.Event
-		if l.version == 0 {
+		if l.version == 0 || l.doc == nil { // new, or erased
 			migrated = len(steps)
-		} else if migrated < len(steps) {
+		} else if migrated < len(steps) && !s.erasing {
 			var err error
 			if doc, migrations, err = st.migrationEvents(s.key, doc, migrated); err != nil {
 				return err
 			}
 			migrated = len(steps)
 		}
-		data, doc, ops, err := st.reconcile(doc)
-		if err != nil {
-			return fmt.Errorf("profileledger: profile %q: %w", s.key, err)
+		var data T
+		var ops []ledger.Op
+		if !s.erasing { // an erasure needs the fence only: its data is about to go
+			var err error
+			if data, doc, ops, err = st.reconcile(doc); err != nil {
+				return fmt.Errorf("profileledger: profile %q: %w", s.key, err)
+			}
 		}
 		epoch := l.epoch + 1
 		now := time.Now().UTC()
@@ -324,8 +346,8 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 			ID: uuid.NewString(), Type: ledger.TypeSessionStarted, Session: s.id, Epoch: epoch, Time: now,
 			Meta: map[string]string{ledger.MetaNode: st.cfg.node, ledger.MetaPrevious: fmt.Sprint(l.epoch)},
 		}
-		migration := l.migration
-		if migrated > 0 {
+		migration := l.ps.migration
+		if migrated > 0 && !s.erasing {
 			migration = steps[migrated-1].Name
 			ev.Meta[ledger.MetaMigrated], ev.Meta[ledger.MetaMigration] = fmt.Sprint(migrated), migration
 		}
@@ -340,7 +362,13 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 			last.Ops = append(last.Ops, ops...)
 			last.Meta[ledger.MetaReconcile] = "true"
 		}
-		seq, err := st.ledger.Append(ctx, s.subject, l.fence, append([]ledger.Event{ev}, migrations...)...)
+		events := append([]ledger.Event{ev}, migrations...)
+		ps := l.ps
+		for _, e := range events {
+			ps = foldState(ps, e, time.Time{})
+		}
+		seq, err := st.ledger.Append(ctx, s.subject, l.fence, events...)
+		st.obs.appended(s.key, len(events), err)
 		if errors.Is(err, ledger.ErrStale) {
 			continue
 		}
@@ -349,7 +377,7 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 		}
 		s.mu.Lock()
 		s.epoch, s.data, s.doc, s.logDoc = epoch, data, doc, doc
-		s.migrated, s.migration = migrated, migration
+		s.ps, s.logPS = ps, ps
 		s.version, s.fence = seq, seq
 		s.report = l.report
 		s.sinceSnap = l.report.Replayed + 1
@@ -567,6 +595,7 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 	}
 	if err != nil {
 		s.st.log.Warn("snapshot not saved at session end", logKey, s.key, logErr, err)
+		s.st.obs.fail(opSnapshot, s.key, err)
 	}
 	// Wait for a renewal in flight (none starts once ending), so that the
 	// release's compare-and-set sees the lease as it finally is.
@@ -634,6 +663,7 @@ func (s *Session[T]) loseUnless(cause error, over sessionState) {
 // finish runs once, after state became stateDone.
 func (s *Session[T]) finish() {
 	s.st.unregister(s.token, s)
+	s.st.obs.over(s.Err())
 	s.mu.Lock()
 	for _, r := range s.queue {
 		r.done <- s.err
@@ -660,7 +690,7 @@ func (s *Session[T]) newEvent(typ string, ops []ledger.Op, meta map[string]strin
 // skipped and reported, as a load skips them.
 func (s *Session[T]) readPast(ctx context.Context) error {
 	s.mu.Lock()
-	l := loaded{doc: s.logDoc, version: s.version, fence: s.fence, epoch: s.epoch, session: s.id}
+	l := loaded{doc: s.logDoc, version: s.version, fence: s.fence, epoch: s.epoch, session: s.id, ps: s.logPS}
 	from := s.fence
 	expected := make(map[string]bool, len(s.uncertain)+s.inflight)
 	for id := range s.uncertain {
@@ -724,7 +754,7 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 				s.inflight = 0
 			}
 		}
-		s.logDoc = l.doc
+		s.logDoc, s.logPS = l.doc, l.ps
 		if foreignToMemory {
 			// An event memory lacks (a trade in doubt) landed: memory is
 			// the log's document with the unflushed events on top again.
@@ -749,6 +779,7 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 			return s.err
 		}
 		s.doc, s.data, s.logDoc = l.doc, data, l.doc
+		s.ps, s.logPS = l.ps, l.ps
 	}
 	s.version, s.fence = max(s.version, l.version), l.fence
 	if l.fence > from {
@@ -766,13 +797,14 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 // rebuildLocked recomputes a deferred session's memory as the log's
 // document with the unflushed events applied on top, in order.
 func (s *Session[T]) rebuildLocked() error {
-	doc := s.logDoc
+	doc, ps := s.logDoc, s.logPS
 	for i := range s.unflushed {
 		next, err := projector.Apply(doc, s.unflushed[i].ev.Ops)
 		if err != nil {
 			return fmt.Errorf("%w: deferred event %s no longer applies on top of the log: %w", ErrBadEvent, s.unflushed[i].ev.ID, err)
 		}
-		doc, s.unflushed[i].doc = next, next
+		ps = foldState(ps, s.unflushed[i].ev, time.Time{})
+		doc, s.unflushed[i].doc, s.unflushed[i].ps = next, next, ps
 	}
 	raw, err := projector.Encode(doc)
 	if err != nil {
@@ -782,7 +814,7 @@ func (s *Session[T]) rebuildLocked() error {
 	if err := json.Unmarshal(raw, &data); err != nil {
 		return fmt.Errorf("%w: the log's document no longer fits the profile's type: %v", ErrBadEvent, err)
 	}
-	s.doc, s.data = doc, data
+	s.doc, s.data, s.ps = doc, data, ps
 	s.gen++
 	return nil
 }
@@ -806,8 +838,7 @@ func (s *Session[T]) snapshotValueLocked() pendingSnapshot {
 	// The log's document at the last event folded: in deferred mode the
 	// in-memory one is ahead of the log, and a snapshot is always the fold
 	// of the log up to its version.
-	l := loaded{migrated: s.migrated, migration: s.migration}
-	return pendingSnapshot{key: s.key, version: s.version, epoch: s.epoch, session: s.id, doc: s.logDoc, meta: l.snapshotMeta()}
+	return pendingSnapshot{key: s.key, version: s.version, epoch: s.epoch, session: s.id, doc: s.logDoc, meta: s.logPS.snapshotMeta()}
 }
 
 // pendingSnapshot is a snapshot not yet encoded. Its document is never
@@ -865,6 +896,7 @@ func (s *Session[T]) renew(ctx context.Context) {
 			nl, err = s.st.leases.Reclaim(rctx, l)
 		}
 		cancel()
+		s.st.obs.renewed(ctx, s.key, err, last, ttl)
 		if err == nil {
 			s.mu.Lock()
 			if s.lease.Revision == l.Revision {

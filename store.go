@@ -42,9 +42,11 @@ type Store[T any] struct {
 	ledger   *ledger.Log
 	leases   *lease.Bucket
 	snaps    snapshots.Store
+	users    *userIndex
 	template []byte // JSON of the template
 	validate func(*T) error
 	log      *slog.Logger
+	obs      *observer
 	id       string // this Store instance's id: its control subjects
 	ctlSub   *nats.Subscription
 
@@ -84,6 +86,8 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 		return nil, fmt.Errorf("%w: replicas %d must be 1 to 5", ErrInvalidInput, cfg.replicas)
 	case cfg.maxEventSize < 1024:
 		return nil, fmt.Errorf("%w: max event size %d must be at least 1024", ErrInvalidInput, cfg.maxEventSize)
+	case cfg.inboxLimit < 1:
+		return nil, fmt.Errorf("%w: inbox limit %d must be at least 1", ErrInvalidInput, cfg.inboxLimit)
 	case cfg.deferred < 0:
 		return nil, fmt.Errorf("%w: deferred interval %v must not be negative", ErrInvalidInput, cfg.deferred)
 	}
@@ -125,12 +129,17 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 	if err != nil {
 		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
 	}
+	users, err := openUserIndex(ctx, js, n.Users, cfg.replicas, cfg.storage)
+	if err != nil {
+		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	st := &Store[T]{
 		cfg: cfg, names: n, nc: js.Conn(), js: js,
 		ledger:   ledger.NewLog(js, stream, cfg.maxEventSize),
 		leases:   leases,
 		snaps:    snaps,
+		users:    users,
 		template: tmpl,
 		validate: validate,
 		log:      cfg.logger.With(logStore, name),
@@ -138,6 +147,7 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 		ctx:      bg, cancel: cancel,
 		sessions: make(map[string]*Session[T]),
 	}
+	st.obs = newObserver(name, st.nc, cfg.health)
 	st.ctlSub, err = st.nc.Subscribe(n.ControlAll(st.id), st.onControl)
 	if err != nil {
 		cancel()
@@ -151,6 +161,7 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 	}
 	st.wg.Add(1)
 	go st.renewLoop()
+	st.obs.start(st.ctx, &st.wg)
 	if cfg.deferred > 0 {
 		st.wg.Add(1)
 		go st.flushLoop()
@@ -235,6 +246,22 @@ func (st *Store[T]) register(token string, s *Session[T]) error {
 		old.takenOver(fmt.Errorf("%w: session %s of the same store took the profile over", ledger.ErrFenced, s.id))
 	}
 	return nil
+}
+
+// goBackground runs fn on a goroutine the store owns (Close waits for it),
+// unless the store is closing; it reports whether fn runs.
+func (st *Store[T]) goBackground(fn func()) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ctx.Err() != nil {
+		return false
+	}
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		fn()
+	}()
+	return true
 }
 
 // goDrain hands the mutation queue of s to a goroutine of the store's.
@@ -359,6 +386,7 @@ func (st *Store[T]) flushLoop() {
 				defer cancel()
 				if err := s.Flush(ctx); err != nil && !errors.Is(err, ErrSessionEnded) && !errors.Is(err, ErrSessionLost) {
 					st.log.Warn("deferred flush failed; will retry", logKey, s.key, logErr, err)
+					st.obs.fail(opFlush, s.key, err)
 				}
 			})
 		}
@@ -386,6 +414,7 @@ func (st *Store[T]) saveSnapshot(p pendingSnapshot) {
 		}
 		if err != nil {
 			st.log.Warn("snapshot not saved", logKey, p.key, logSeq, p.version, logErr, err)
+			st.obs.fail(opSnapshot, p.key, err)
 		}
 	}()
 }

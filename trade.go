@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/google/uuid"
 	clone "github.com/huandu/go-clone"
@@ -59,6 +60,7 @@ func Trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	// Claim both sessions in key order, so two trades never wait for each
 	// other in a circle.
 	first, second := a, b
@@ -75,7 +77,9 @@ func Trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 	defer second.drain()
 	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
 	defer cancel()
-	return trade(ctx, eventType, a, b, fn)
+	err := trade(ctx, eventType, a, b, fn)
+	a.st.obs.traded(t0, err)
+	return err
 }
 
 // trade runs with both sessions claimed.
@@ -123,6 +127,7 @@ func trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 		metaB[ledger.MetaTrade], metaB[ledger.MetaWith] = id, a.key
 		evA := a.newEvent(eventType, opsA, metaA)
 		evB := b.newEvent(eventType, opsB, metaB)
+		na.ps, nb.ps = foldState(ca.ps, evA, time.Time{}), foldState(cb.ps, evB, time.Time{})
 		for _, ev := range []*ledger.Event{&evA, &evB} {
 			size, err := ev.Prepare()
 			if err != nil {
@@ -135,6 +140,7 @@ func trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 		seqs, err := a.st.ledger.AppendAtomic(ctx,
 			ledger.Part{Subject: a.subject, Expected: fa, Events: []ledger.Event{evA}},
 			ledger.Part{Subject: b.subject, Expected: fb, Events: []ledger.Event{evB}})
+		a.st.obs.appended(a.key, 2, err)
 		var conflict *ledger.ConflictError
 		switch {
 		case err == nil:
@@ -187,13 +193,14 @@ func (s *Session[T]) prepareForTrade(ctx context.Context) error {
 func (s *Session[T]) committed() (staged[T], uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return staged[T]{data: s.data, doc: s.doc}, s.fence
+	return staged[T]{data: s.data, doc: s.doc, ps: s.ps}, s.fence
 }
 
 func (s *Session[T]) commitTrade(n staged[T], seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.data, s.doc, s.logDoc = n.data, n.doc, n.doc
+	s.ps, s.logPS = n.ps, n.ps
 	s.version, s.fence = seq, seq
 	s.uncertain = nil
 	s.sinceSnap++

@@ -43,6 +43,16 @@ const (
 	TypeRollback = "pl.rollback"
 	// TypeMigrate is one migration step (Meta MetaMigration, MetaStep).
 	TypeMigrate = "pl.migrate"
+	// TypeMessage is an inbox message handled, with the change its
+	// handler made (Meta MetaMsgSeq, MetaMsgID).
+	TypeMessage = "pl.message"
+	// TypeUserIDAdded and TypeUserIDRemoved change the profile's user ids
+	// (Meta MetaUserID).
+	TypeUserIDAdded   = "pl.userid.added"
+	TypeUserIDRemoved = "pl.userid.removed"
+	// TypeErased is an erasure's tombstone: everything before it was
+	// removed, and the profile starts afresh after it.
+	TypeErased = "pl.erased"
 )
 
 // Meta keys written by the library for those features; callers' metadata
@@ -52,6 +62,9 @@ const (
 	MetaMigration  = "pl.migration" // pl.migrate: the step's name
 	MetaStep       = "pl.step"      // pl.migrate: the step's number, from 1
 	MetaMigrated   = "pl.migrated"  // session.started: how many migration steps the profile has had
+	MetaMsgSeq     = "pl.msg.seq"   // pl.message: the inbox message's stream sequence
+	MetaMsgID      = "pl.msg.id"    // pl.message: the inbox message's id
+	MetaUserID     = "pl.userid"    // pl.userid.*: the user id
 )
 
 // Limits on callers' metadata (see CheckCallerMeta).

@@ -52,6 +52,34 @@ const (
 // events after the newest snapshot — and 12.9 ms vs 8.3 ms for a 1,000-event
 // full replay.
 func (l *Log) Read(ctx context.Context, subject string, after, upTo uint64, fn func(Record) error) error {
+	return l.readRaw(ctx, subject, after, upTo, func(m *nats.Msg, seq uint64, stored time.Time) error {
+		for _, rec := range records(m, seq, stored) {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RawMessage is a stored message as ReadRaw gives it.
+type RawMessage struct {
+	Seq    uint64
+	Stored time.Time
+	Header nats.Header
+	Data   []byte
+}
+
+// ReadRaw is Read for messages that are not events (a profile's inbox):
+// fn gets each message on subject after sequence after (and, if upTo > 0,
+// at most upTo), in order, as it is stored.
+func (l *Log) ReadRaw(ctx context.Context, subject string, after, upTo uint64, fn func(RawMessage) error) error {
+	return l.readRaw(ctx, subject, after, upTo, func(m *nats.Msg, seq uint64, stored time.Time) error {
+		return fn(RawMessage{Seq: seq, Stored: stored, Header: m.Header, Data: m.Data})
+	})
+}
+
+func (l *Log) readRaw(ctx context.Context, subject string, after, upTo uint64, fn func(*nats.Msg, uint64, time.Time) error) error {
 	sub, err := l.subs.get(l.nc)
 	if err != nil {
 		return fmt.Errorf("ledger: read %s: %w", subject, err)
@@ -79,7 +107,7 @@ type batchResult struct {
 // readBatch asks for up to readBatch messages of subject from sequence next
 // and hands them to fn. Without a deadline on ctx, the wait for the batch
 // (not the whole read) is bounded by DefaultTimeout.
-func (l *Log) readBatch(ctx context.Context, sub *replySub, subject string, next, upTo uint64, fn func(Record) error) (batchResult, error) {
+func (l *Log) readBatch(ctx context.Context, sub *replySub, subject string, next, upTo uint64, fn func(*nats.Msg, uint64, time.Time) error) (batchResult, error) {
 	ctx, cancel := retry.WithDefaultTimeout(ctx, DefaultTimeout)
 	defer cancel()
 	req, _ := json.Marshal(struct {
@@ -112,39 +140,33 @@ func (l *Log) readBatch(ctx context.Context, sub *replySub, subject string, next
 		default:
 			return b, fmt.Errorf("ledger: read %s: status %s %s", subject, m.Header.Get("Status"), m.Header.Get("Description"))
 		}
-		recs, err := records(m)
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		if err != nil {
-			return b, fmt.Errorf("ledger: read %s: %w", subject, err)
+			return b, fmt.Errorf("ledger: read %s: direct get reply without a sequence: %w", subject, err)
 		}
-		b.last = recs[0].Seq
+		stored, _ := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
+		b.last = seq
 		if upTo > 0 && b.last > upTo {
 			b.done = true
 			return b, nil // the rest of the batch may still arrive: not ended
 		}
-		for _, rec := range recs {
-			if err := fn(rec); err != nil {
-				return b, err
-			}
+		if err := fn(m, seq, stored); err != nil {
+			return b, err
 		}
 	}
 }
 
-func records(m *nats.Msg) ([]Record, error) {
-	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("direct get reply without a sequence: %w", err)
-	}
-	stored, _ := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
+func records(m *nats.Msg, seq uint64, stored time.Time) []Record {
 	events, err := DecodeMessage(m.Data)
 	if err != nil {
-		return []Record{{Seq: seq, Stored: stored, Err: err}}, nil
+		return []Record{{Seq: seq, Stored: stored, Err: err}}
 	}
 	recs := make([]Record, len(events))
 	for i, ev := range events {
 		ev.Seq, ev.Stored = seq, stored
 		recs[i] = Record{Seq: seq, Index: i, Stored: stored, Event: ev}
 	}
-	return recs, nil
+	return recs
 }
 
 // Last returns the sequence of the last message on subject, 0 if none.

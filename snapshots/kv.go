@@ -240,6 +240,21 @@ func (s *KV) load(ctx context.Context, token, key string, maxVersion uint64) (Lo
 	return l, last, nil
 }
 
+// Delete implements Store: a KV purge of the key, which drops every
+// revision the bucket kept.
+func (s *KV) Delete(ctx context.Context, key string) error {
+	token, err := keys.Encode(key)
+	if err != nil {
+		return fmt.Errorf("snapshots: %w", err)
+	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.kv.Purge(ctx, token); err != nil {
+		return fmt.Errorf("snapshots: delete %q: %w", key, err)
+	}
+	return nil
+}
+
 // PutRaw stores raw, unchecked, as key's newest snapshot, so that tests and
 // repair tools can plant corrupt or foreign data. Normal code uses Save.
 func (s *KV) PutRaw(ctx context.Context, key string, raw []byte) error {

@@ -90,6 +90,20 @@ func (m *Memory) PutRaw(ctx context.Context, key string, raw []byte) error {
 	return nil
 }
 
+// Delete implements Store.
+func (m *Memory) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.vals, key)
+	return nil
+}
+
 // load walks key's values newest first. m.mu is held.
 func (m *Memory) load(key string, maxVersion uint64) Loaded {
 	var l Loaded

@@ -24,6 +24,11 @@ type Store interface {
 	// the start. The error is only for an invalid key (wrapping
 	// keys.ErrInvalid) or a failure to reach the storage.
 	Load(ctx context.Context, key string, maxVersion uint64) (Loaded, error)
+
+	// Delete removes every stored snapshot of key (an erasure): a Load
+	// after it finds none, and no older revision survives it. Deleting a
+	// key that has none is not an error.
+	Delete(ctx context.Context, key string) error
 }
 
 // Loaded is the result of Store.Load.

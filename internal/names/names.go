@@ -3,13 +3,15 @@
 //
 //	stream  PL_N             subjects pl.N.ev.> and pl.N.msg.>
 //	        pl.N.ev.<token>  a profile's events
-//	        pl.N.msg.<token> a profile's inbox (reserved)
+//	        pl.N.msg.<token> a profile's inbox: messages from anyone
+//	core    pl.N.wake.<token>  "a message is stored in the inbox": the holder's cue
 //	core    pl.N.ctl.<store-id>.<token>  hand-over requests to the Store
 //	                         holding the profile; outside the stream on
 //	                         purpose: a stored subject would be answered by
 //	                         JetStream's own ack
 //	bucket  PL_N_LEASES      one lease per profile token, per-key TTL
 //	bucket  PL_N_SNAPSHOTS   snapshots per profile token, a few revisions
+//	bucket  PL_N_USERS       user-id index: <user id token>.<profile token>
 //
 // <token> is the profile key encoded by internal/keys: reversible,
 // injective, and never a wildcard or a separator.
@@ -39,6 +41,7 @@ type Names struct {
 	Stream    string // PL_N
 	Leases    string // PL_N_LEASES (a KV bucket)
 	Snapshots string // PL_N_SNAPSHOTS (a KV bucket)
+	Users     string // PL_N_USERS (a KV bucket): user id -> profile keys
 }
 
 // New returns the names of the store called store.
@@ -51,13 +54,22 @@ func New(store string) (Names, error) {
 		Stream:    "PL_" + store,
 		Leases:    "PL_" + store + "_LEASES",
 		Snapshots: "PL_" + store + "_SNAPSHOTS",
+		Users:     "PL_" + store + "_USERS",
 	}, nil
 }
 
 // Subjects are the stream's subjects.
 func (n Names) Subjects() []string {
-	return []string{n.EventsPrefix() + ">", "pl." + n.Store + ".msg.>"}
+	return []string{n.EventsPrefix() + ">", n.Inbox(">")}
 }
+
+// Inbox is the inbox subject of the profile whose key encodes to token.
+func (n Names) Inbox(token string) string { return "pl." + n.Store + ".msg." + token }
+
+// Wake is the core subject Store.Message publishes to once a message to the
+// profile whose key encodes to token is stored: the holder's cue to read
+// its inbox. It is outside the stream on purpose.
+func (n Names) Wake(token string) string { return "pl." + n.Store + ".wake." + token }
 
 // EventsPrefix is the prefix of every profile's event subject.
 func (n Names) EventsPrefix() string { return "pl." + n.Store + ".ev." }

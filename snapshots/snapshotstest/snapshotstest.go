@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"TooLargeIsRejectedAndNothingStored", testTooLarge},
 		{"HistoryLimitIsRespected", testHistoryLimit},
 		{"ConcurrentSavesKeepTheNewest", testConcurrentSaves},
+		{"DeleteRemovesEveryRevision", testDelete},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,6 +82,32 @@ func testRoundTrip(t *testing.T, s Target) {
 	want := snap("user:123", 42, 3, `{"coins": 10, "items": ["sword"], "html": "<&>"}`)
 	save(ctx, t, s, want)
 	expectSnapshot(t, load(ctx, t, s, "user:123", 0), want)
+}
+
+func testDelete(t *testing.T, s Target) {
+	ctx := testContext(t)
+	for v := uint64(1); v <= 3; v++ {
+		save(ctx, t, s, snap("gone", v, 1, state(v)))
+	}
+	save(ctx, t, s, snap("kept", 1, 1, state(1)))
+	if err := s.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if l := load(ctx, t, s, "gone", 0); l.Found || len(l.Skipped) != 0 {
+		t.Fatalf("after Delete: %+v", l)
+	}
+	for v := uint64(1); v <= 3; v++ {
+		if l := load(ctx, t, s, "gone", v); l.Found {
+			t.Fatalf("after Delete an older revision survives: %+v", l)
+		}
+	}
+	expectSnapshot(t, load(ctx, t, s, "kept", 0), snap("kept", 1, 1, state(1)))
+	if err := s.Delete(ctx, "never-saved"); err != nil {
+		t.Fatalf("Delete of a key with no snapshot = %v", err)
+	}
+	// A snapshot saved after the delete is found again.
+	save(ctx, t, s, snap("gone", 9, 2, state(9)))
+	expectSnapshot(t, load(ctx, t, s, "gone", 0), snap("gone", 9, 2, state(9)))
 }
 
 func testNewestWins(t *testing.T, s Target) {

@@ -1,0 +1,137 @@
+package profileledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/profileledger/profileledger/ledger"
+)
+
+// Erase removes the profile key for good (GDPR's right to erasure). It
+// takes the profile as StartSession does — a live holder is asked to hand
+// over; a silent one is waited out — and then:
+//
+//  1. appends one "pl.erased" tombstone, fenced like any event, so a
+//     session that held the profile elsewhere ends as lost at its next
+//     append. The tombstone holds no personal data: when, the erasing
+//     node, and who and why if the caller said so (WithMeta);
+//  2. removes every event before the tombstone, the profile's inbox, its
+//     snapshots (every revision) and its user-id index entries;
+//  3. releases the lease.
+//
+// Afterwards Get and StartSession see a fresh profile (the template), whose
+// log starts with the tombstone. Erase is idempotent, and safe to call
+// again after a failure or a crash halfway: every step can run twice.
+//
+// ctx bounds the whole erasure, including the wait for the holder. Errors:
+// ErrInvalidKey, ErrInvalidInput (bad metadata), ErrLocked (ctx ended
+// while the profile was held), ErrClosed, NATS errors (call it again).
+func (st *Store[T]) Erase(ctx context.Context, key string) error {
+	meta, err := callerMeta(ctx, 0)
+	if err != nil {
+		return err
+	}
+	s, err := st.startSession(ctx, key, sessionConfig{erase: true})
+	if err != nil {
+		return fmt.Errorf("profileledger: erase %q: %w", key, err)
+	}
+	// From here the session takes no mutation and no hand-over request
+	// can end it: it is ending, by erasure.
+	s.mu.Lock()
+	s.state = stateEnding
+	fence, userIDs := s.fence, s.ps.userIDs
+	s.mu.Unlock()
+	err = st.erase(ctx, s, fence, userIDs, meta)
+	if err != nil {
+		s.lose(fmt.Errorf("erasure not finished: %w", err))
+		return fmt.Errorf("profileledger: erase %q: %w", key, err)
+	}
+	return nil
+}
+
+func (st *Store[T]) erase(ctx context.Context, s *Session[T], fence uint64, userIDs []string, meta map[string]string) error {
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[ledger.MetaNode] = st.cfg.node
+	tomb := s.newEvent(ledger.TypeErased, nil, meta)
+	if _, err := st.ledger.Append(ctx, s.subject, fence, tomb); err != nil {
+		return fmt.Errorf("append the tombstone: %w", err)
+	}
+	if err := st.ledger.PurgeSubject(ctx, s.subject, 1); err != nil {
+		return err
+	}
+	if err := st.ledger.PurgeSubject(ctx, st.names.Inbox(s.token), 0); err != nil {
+		return err
+	}
+	if err := st.snaps.Delete(ctx, s.key); err != nil {
+		return err
+	}
+	for _, id := range userIDs {
+		if err := st.users.unlink(ctx, id, s.key); err != nil {
+			return err
+		}
+	}
+	s.renewMu.Lock()
+	s.mu.Lock()
+	l := s.lease
+	s.mu.Unlock()
+	err := st.leases.Release(ctx, l)
+	s.renewMu.Unlock()
+	if err != nil {
+		st.log.Warn("lease not released after an erasure", logKey, s.key, logErr, err)
+	}
+	s.mu.Lock()
+	s.state, s.err = stateDone, ErrSessionEnded
+	s.mu.Unlock()
+	s.finish()
+	return nil
+}
+
+// EraseUser erases every profile linked to the user id userID
+// (Session.AddUserID), as Erase does, and returns their keys. It finds
+// them in the store's user-id index, and erases a profile only if its log
+// still names the user; an index entry that no longer does is removed.
+// A failure on one profile stops the call: call it again (erasure is
+// idempotent). ctx bounds the whole call.
+func (st *Store[T]) EraseUser(ctx context.Context, userID string) (keys []string, err error) {
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	candidates, err := st.users.profiles(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("profileledger: erase user: %w", err)
+	}
+	for _, key := range candidates {
+		token, err := encodeKey(key)
+		if err != nil {
+			return keys, err
+		}
+		l, err := st.load(ctx, key, token, 0, time.Time{})
+		if err != nil && !errors.Is(err, ErrBadEvent) {
+			return keys, fmt.Errorf("profileledger: erase user: read %q: %w", key, err)
+		}
+		if !contains(l.ps.userIDs, userID) {
+			if err := st.users.unlink(ctx, userID, key); err != nil {
+				return keys, err
+			}
+			continue
+		}
+		if err := st.Erase(ctx, key); err != nil {
+			return keys, err
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
+}
+
+func contains(ids []string, id string) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
