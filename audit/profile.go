@@ -40,7 +40,69 @@ const (
 	// internal/keys). Found by Store only; Key is empty, Seq 0 and Detail
 	// names the subject.
 	RuleSubjectKey Rule = "subject-names-a-key"
+	// RuleMessageInInbox: every handled message existed in the profile's
+	// inbox, or was removed from the stream since. A handled message's
+	// inbox message is purged once its event is in the log, and an erasure
+	// purges the whole inbox, so what can be checked of a pl.message event
+	// (one that a load folds) at log sequence s naming inbox sequence n
+	// with id i is: n < s (the message was in the stream before it was
+	// handled: the inbox and the log are one stream); and if the stream
+	// still holds a message at n, it is on this profile's inbox subject
+	// (pl.<store>.msg.<token>) with Pl-Message-Id i. A sequence no longer
+	// in the stream passes: it was purged or erased, and the stream does
+	// not say from which subject. Checked only with WithInbox (Store always
+	// gives it). Seq is the event's.
+	RuleMessageInInbox Rule = "handled-message-in-inbox"
 )
+
+// StreamMessage is what a store's stream holds at one sequence, as far as
+// RuleMessageInInbox needs it.
+type StreamMessage struct {
+	Seq     uint64 `json:"seq"`
+	Subject string `json:"subject"`
+	// MessageID is the message's Pl-Message-Id header (ledger.HeaderMessageID).
+	MessageID string `json:"message_id"`
+}
+
+// CheckOption gives CheckProfile more to check.
+type CheckOption func(*checkConfig)
+
+type checkConfig struct {
+	inbox     string
+	inboxSeen bool
+	stream    map[uint64]StreamMessage
+}
+
+// WithInbox makes CheckProfile check RuleMessageInInbox. inbox is the
+// profile's inbox subject; found lists what the stream holds at the
+// sequences HandledSeqs names (in any order): a sequence that found does
+// not list is taken as no longer in the stream.
+func WithInbox(inbox string, found []StreamMessage) CheckOption {
+	return func(c *checkConfig) {
+		c.inbox, c.inboxSeen = inbox, true
+		c.stream = make(map[uint64]StreamMessage, len(found))
+		for _, m := range found {
+			c.stream[m.Seq] = m
+		}
+	}
+}
+
+// HandledSeqs returns the inbox sequences that the pl.message events among
+// recs name, sorted and each once: the sequences whose stream messages
+// WithInbox wants.
+func HandledSeqs(recs []ledger.Record) []uint64 {
+	var out []uint64
+	for _, r := range recs {
+		if r.Err != nil || r.Event.Type != ledger.TypeMessage {
+			continue
+		}
+		if n, ok := msgSeq(r.Event); ok {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
 
 // StoredSnapshot is one stored value of a profile's snapshot history,
 // undecoded: whether it decodes is one of the things CheckProfile checks.
@@ -58,21 +120,30 @@ type StoredSnapshot struct {
 // order of sequence: Check's, then RuleEventFolds for every event of the
 // fold that does not apply, then, for each snapshot, RuleSnapshotIntact,
 // RuleSnapshotKey, RuleSnapshotInFuture, RuleSnapshotFold or
-// RuleSnapshotEpoch. Each snapshot gets at most one.
+// RuleSnapshotEpoch (each snapshot gets at most one), and, with WithInbox,
+// RuleMessageInInbox.
 //
 // The fold is the one a load performs, from the empty document (JSON null):
 // a message that is not an event, an event of an epoch older than the
 // newest folded one, and an event claiming the epoch of another session are
 // passed over (Check reports them); an event that does not apply is
 // reported and passed over too, as a load WithSkipBadEvents does, so that
-// one bad event does not hide what comes after it. The log's last sequence
-// is that of the last record.
+// one bad event does not hide what comes after it; an erasure's tombstone
+// (pl.erased) applies to the empty document, whatever came before it. The
+// log's last sequence is that of the last record.
 //
 // CheckProfile is pure: it does no I/O and changes none of its inputs.
-func CheckProfile(key string, recs []ledger.Record, snaps []StoredSnapshot) []Violation {
+func CheckProfile(key string, recs []ledger.Record, snaps []StoredSnapshot, opts ...CheckOption) []Violation {
+	var cfg checkConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	out := Check(key, recs)
 	add := func(seq uint64, r Rule, format string, args ...any) {
 		out = append(out, Violation{Key: key, Seq: seq, Rule: r, Detail: fmt.Sprintf(format, args...)})
+	}
+	if cfg.inboxSeen {
+		out = append(out, checkInbox(key, recs, cfg)...)
 	}
 	var last uint64
 	for _, r := range recs {
@@ -130,12 +201,66 @@ func CheckProfile(key string, recs []ledger.Record, snaps []StoredSnapshot) []Vi
 	return out
 }
 
+// checkInbox returns the RuleMessageInInbox violations of the pl.message
+// events a load folds.
+func checkInbox(key string, recs []ledger.Record, cfg checkConfig) []Violation {
+	var out []Violation
+	var f epochFilter
+	for _, r := range recs {
+		if r.Err != nil || !f.takes(r.Event) || r.Event.Type != ledger.TypeMessage {
+			continue
+		}
+		ev := r.Event
+		n, ok := msgSeq(ev)
+		if !ok {
+			continue // RuleMessageOnce reports it
+		}
+		id := ev.Meta[ledger.MetaMsgID]
+		detail := ""
+		m, inStream := cfg.stream[n]
+		switch {
+		case n >= r.Seq:
+			detail = fmt.Sprintf("event %s handles inbox message %d, which is not before it in the stream", ev.ID, n)
+		case !inStream:
+			// Purged after it was handled, or erased: nothing more to see.
+		case m.Subject != cfg.inbox:
+			detail = fmt.Sprintf("event %s handles message %d, which is on %s, not this profile's inbox %s", ev.ID, n, m.Subject, cfg.inbox)
+		case m.MessageID != id:
+			detail = fmt.Sprintf("event %s handles inbox message %d as id %q; the inbox holds it with id %q", ev.ID, n, id, m.MessageID)
+		}
+		if detail != "" {
+			out = append(out, Violation{Key: key, Seq: r.Seq, Rule: RuleMessageInInbox, Detail: detail})
+		}
+	}
+	return out
+}
+
+// epochFilter says which events a load folds, as it sees them in log
+// order: not one of an epoch older than the newest taken, nor one claiming
+// the newest epoch for another session.
+type epochFilter struct {
+	epoch   uint64 // highest epoch taken
+	session string // the session that wrote it
+}
+
+// takes reports whether a load folds ev, and takes it if so.
+func (f *epochFilter) takes(ev ledger.Event) bool {
+	if !f.admits(ev) {
+		return false
+	}
+	f.epoch, f.session = ev.Epoch, ev.Session
+	return true
+}
+
+func (f *epochFilter) admits(ev ledger.Event) bool {
+	return ev.Epoch > f.epoch || ev.Epoch == f.epoch && (f.session == "" || ev.Session == f.session)
+}
+
 // fold is a profile's document folded record by record, as a load folds it
 // (see CheckProfile).
 type fold struct {
-	doc     any
-	epoch   uint64 // highest epoch folded
-	session string // the session that wrote it
+	doc any
+	epochFilter
 }
 
 // take folds r, or passes over it. It returns the projector's error for an
@@ -145,14 +270,19 @@ func (f *fold) take(r ledger.Record) error {
 		return nil
 	}
 	ev := r.Event
-	if ev.Epoch < f.epoch || ev.Epoch == f.epoch && f.session != "" && ev.Session != f.session {
+	if !f.admits(ev) {
 		return nil
 	}
-	doc, err := projector.Apply(f.doc, ev.Ops)
+	before := f.doc
+	if ev.Type == ledger.TypeErased {
+		before = nil // an erasure removed everything before its tombstone
+	}
+	doc, err := projector.Apply(before, ev.Ops)
 	if err != nil {
 		return err
 	}
-	f.doc, f.epoch, f.session = doc, ev.Epoch, ev.Session
+	f.doc = doc
+	f.takes(ev)
 	return nil
 }
 

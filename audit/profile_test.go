@@ -258,3 +258,103 @@ func FuzzCheckProfile(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckProfileFoldsAnErasureFromNothing: the fold resets the document
+// before a pl.erased tombstone, as a load does, so a snapshot taken after
+// an erasure audits clean, and one that kept the erased data does not.
+func TestCheckProfileFoldsAnErasureFromNothing(t *testing.T) {
+	// An erasure that removed nothing yet (it was cut short), then a new
+	// session: everything before the tombstone must be no part of the fold.
+	l, _ := sampleLog()
+	tomb := l.msg("s3", 3, started)          // 21
+	tomb = l.msg("s3", 3, ledger.TypeErased) // 24
+	fresh := l.msg("s4", 4, started, ops(op("replace", "", `{"coins":100,"items":[]}`)))
+	cases := []struct {
+		name  string
+		snaps []audit.StoredSnapshot
+		want  []audit.Rule
+	}{
+		{"snapshots of nothing and of the fresh profile", []audit.StoredSnapshot{
+			snap(t, 1, "k", tomb, 3, `null`), snap(t, 2, "k", fresh, 4, `{"coins":100,"items":[]}`),
+		}, nil},
+		{"a snapshot that kept the erased data", []audit.StoredSnapshot{
+			snap(t, 1, "k", tomb, 3, `{"coins":96,"items":["sword"]}`),
+		}, []audit.Rule{audit.RuleSnapshotFold}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := audit.CheckProfile("k", l.recs, c.snaps)
+			if len(got) != len(c.want) {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+			for i, v := range got {
+				if v.Rule != c.want[i] {
+					t.Errorf("violation %d = %v, want rule %s", i, v, c.want[i])
+				}
+			}
+		})
+	}
+	// The log as an erasure leaves it: the tombstone alone, then new sessions.
+	after := []ledger.Record{l.recs[len(l.recs)-2], l.recs[len(l.recs)-1]}
+	if got := audit.CheckProfile("k", after, []audit.StoredSnapshot{snap(t, 3, "k", fresh, 4, `{"coins":100,"items":[]}`)}); len(got) != 0 {
+		t.Fatalf("a log that starts with a tombstone: %v", got)
+	}
+}
+
+func TestCheckProfileWithInboxChecksEachHandledMessage(t *testing.T) {
+	const inbox = "pl.s.msg.k"
+	// msgs builds a log whose messages handle inbox sequences 10, 20 and
+	// 30 at log sequences 31, 32 and 33 (ids m-10, m-20, m-30).
+	msgs := func() []ledger.Record {
+		recs := []ledger.Record{ev(1, "a", started, "s1", 1)}
+		for i, n := range []string{"10", "20", "30"} {
+			recs = append(recs, handled(uint64(31+i), "h"+n, "s1", 1, n))
+		}
+		return recs
+	}
+	cases := []struct {
+		name  string
+		recs  []ledger.Record
+		found []audit.StreamMessage
+		want  []uint64 // sequences of RuleMessageInInbox violations
+	}{
+		{"every handled message purged from the inbox", msgs(), nil, nil},
+		{"some still in the inbox, with their ids", msgs(), []audit.StreamMessage{
+			{Seq: 10, Subject: inbox, MessageID: "m-10"}, {Seq: 30, Subject: inbox, MessageID: "m-30"},
+		}, nil},
+		{"a handled sequence that is another subject's message", msgs(), []audit.StreamMessage{
+			{Seq: 20, Subject: "pl.s.ev.k", MessageID: ""},
+		}, []uint64{32}},
+		{"another profile's inbox message", msgs(), []audit.StreamMessage{
+			{Seq: 20, Subject: "pl.s.msg.other", MessageID: "m-20"},
+		}, []uint64{32}},
+		{"an inbox message with another id", msgs(), []audit.StreamMessage{
+			{Seq: 30, Subject: inbox, MessageID: "someone else's"},
+		}, []uint64{33}},
+		{"a message handled before it was sent", append(msgs(), handled(40, "h50", "s1", 1, "50")), nil, []uint64{40}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if seqs := audit.HandledSeqs(c.recs); len(seqs) < 3 || seqs[0] != 10 || seqs[2] != 30 {
+				t.Fatalf("HandledSeqs = %v", seqs)
+			}
+			var got []uint64
+			for _, v := range audit.CheckProfile("k", c.recs, nil, audit.WithInbox(inbox, c.found)) {
+				if v.Rule != audit.RuleMessageInInbox {
+					t.Errorf("unexpected %v", v)
+					continue
+				}
+				got = append(got, v.Seq)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("violations at %v, want %v", got, c.want)
+			}
+			// Without WithInbox the rule is not checked.
+			for _, v := range audit.CheckProfile("k", c.recs, nil) {
+				if v.Rule == audit.RuleMessageInInbox {
+					t.Errorf("checked without WithInbox: %v", v)
+				}
+			}
+		})
+	}
+}

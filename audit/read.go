@@ -109,3 +109,62 @@ func (h *historyReader) close() {
 		h.sub = nil
 	}
 }
+
+// lookupWindow is how many direct gets by sequence are in flight at once.
+const lookupWindow = 256
+
+// seqReader looks up messages of a stream by sequence with direct gets,
+// lookupWindow of them in flight at once on one reply subscription per
+// call, each request with a reply subject of its own so that replies may
+// come in any order (on a replicated stream several servers answer).
+type seqReader struct {
+	nc  *nats.Conn
+	api string // $JS.API.DIRECT.GET.<stream>
+}
+
+// read returns the messages the stream holds at seqs; a sequence the
+// stream does not hold (never did, or no longer: purged, deleted) is left
+// out.
+func (r *seqReader) read(ctx context.Context, seqs []uint64) ([]StreamMessage, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
+	defer cancel()
+	prefix := r.nc.NewInbox()
+	sub, err := r.nc.SubscribeSync(prefix + ".*")
+	if err != nil {
+		return nil, fmt.Errorf("audit: look up messages: %w", err)
+	}
+	defer sub.Unsubscribe()
+	var out []StreamMessage
+	sent, answered := 0, 0
+	for answered < len(seqs) {
+		for ; sent < len(seqs) && sent-answered < lookupWindow; sent++ {
+			req, _ := json.Marshal(struct {
+				Seq uint64 `json:"seq"`
+			}{seqs[sent]})
+			if err := r.nc.PublishRequest(r.api, prefix+"."+strconv.Itoa(sent), req); err != nil {
+				return nil, fmt.Errorf("audit: look up message %d: %w", seqs[sent], err)
+			}
+		}
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audit: look up messages: %d of %d answered: %w", answered, len(seqs), err)
+		}
+		answered++
+		switch m.Header.Get("Status") {
+		case "":
+		case "404":
+			continue // not in the stream
+		default:
+			return nil, fmt.Errorf("audit: look up messages: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("audit: look up messages: direct get reply without a sequence: %w", err)
+		}
+		out = append(out, StreamMessage{Seq: seq, Subject: m.Header.Get(jetstream.SubjectHeader), MessageID: m.Header.Get(ledger.HeaderMessageID)})
+	}
+	return out, nil
+}

@@ -78,9 +78,11 @@ const catchUpTimeout = 10 * time.Second
 
 // Store audits every profile of the store called store on js: it lists the
 // profiles (the subjects of the store's stream under pl.<store>.ev. and
-// the keys of its snapshot bucket), reads each one's snapshot history and
-// then its log, and checks them with CheckProfile. A subject or bucket key
-// that is not a profile key's encoding is reported with RuleSubjectKey.
+// the keys of its snapshot bucket), reads each one's snapshot history, then
+// its log, then the stream's messages at the inbox sequences its handled
+// messages name, and checks them with CheckProfile (WithInbox). A subject
+// or bucket key that is not a profile key's encoding is reported with
+// RuleSubjectKey.
 //
 // A store may be audited while it is in use. Each profile's snapshots are
 // read before its log, so a snapshot saved during the audit is never taken
@@ -153,6 +155,7 @@ func Store(ctx context.Context, js jetstream.JetStream, store string, opts ...Op
 	defer log.Close()
 	hist := &historyReader{nc: js.Conn(), api: api + "DIRECT.GET." + kvStream}
 	defer hist.close()
+	lookup := &seqReader{nc: js.Conn(), api: api + "DIRECT.GET." + streamName}
 
 	report := func(done int) {
 		if cfg.progress != nil && (done%cfg.progressEvery == 0 || done == len(tokens)) {
@@ -207,7 +210,14 @@ func Store(ctx context.Context, js jetstream.JetStream, store string, opts ...Op
 				rep.Events++
 			}
 		}
-		rep.Violations = append(rep.Violations, CheckProfile(key, recs, snaps)...)
+		// The messages the handled ones were, where the stream still has
+		// them: read after the log, so every one its events name was
+		// published before the look-up.
+		found, err := lookup.read(ctx, HandledSeqs(recs))
+		if err != nil {
+			return rep, fmt.Errorf("audit: profile %q: %w", key, err)
+		}
+		rep.Violations = append(rep.Violations, CheckProfile(key, recs, snaps, WithInbox(n.Inbox(tok), found))...)
 		report(i + 1)
 	}
 	if len(tokens) == 0 && cfg.progress != nil {

@@ -14,8 +14,8 @@ import (
 	"github.com/profileledger/profileledger"
 	"github.com/profileledger/profileledger/audit"
 	"github.com/profileledger/profileledger/internal/keys"
-	"github.com/profileledger/profileledger/internal/natstest"
 	"github.com/profileledger/profileledger/ledger"
+	"github.com/profileledger/profileledger/pltest"
 	"github.com/profileledger/profileledger/snapshots"
 )
 
@@ -35,7 +35,7 @@ func testCtx(t testing.TB) context.Context {
 // would, and closes it at cleanup.
 func openStore(t testing.TB, url, store, node string, opts ...profileledger.Option) (*profileledger.Store[player], jetstream.JetStream) {
 	t.Helper()
-	_, js := natstest.Connect(t, url)
+	js := pltest.Connect(t, url)
 	opts = append([]profileledger.Option{profileledger.WithNode(node), profileledger.WithLeaseTTL(time.Second)}, opts...)
 	st, err := profileledger.Open(testCtx(t), js, store, player{Coins: 100, Items: []string{}}, opts...)
 	if err != nil {
@@ -114,7 +114,7 @@ func storedSnapshots(t testing.TB, js jetstream.JetStream, store string) int {
 }
 
 func TestStoreAuditsACleanStoreClean(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	const store = "clean"
 	// Snapshots every 2 events, so that sessions save some in the middle.
 	a, js := openStore(t, srv.URL(), store, "a", profileledger.WithSnapshotEvery(2))
@@ -281,7 +281,7 @@ func (f *forger) putSnapshot(key string, s snapshots.Snapshot, change func(*snap
 }
 
 func TestStoreFindsEachViolation(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	const store = "broken"
 	st, js := openStore(t, srv.URL(), store, "a")
 	f := newForger(t, js, store)
@@ -395,7 +395,7 @@ func TestStoreFindsEachViolation(t *testing.T) {
 // save snapshots: an audit racing them must find nothing (no snapshot
 // taken for one from the future, no torn read).
 func TestStoreAuditsAStoreInUse(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	auditInUse(t, srv.URL(), srv.URL(), srv.URL())
 }
 
@@ -407,8 +407,8 @@ func TestStoreAuditsAReplicatedStoreInUse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	c := natstest.RunCluster(t, 3)
-	auditInUse(t, c.Servers[0].URL(), c.Servers[1].URL(), c.Servers[2].URL(), profileledger.WithReplicas(3))
+	c := pltest.RunCluster(t, 3)
+	auditInUse(t, c.Servers()[0].URL(), c.Servers()[1].URL(), c.Servers()[2].URL(), profileledger.WithReplicas(3))
 }
 
 func auditInUse(t *testing.T, urlA, urlB, urlAudit string, opts ...profileledger.Option) {
@@ -416,7 +416,7 @@ func auditInUse(t *testing.T, urlA, urlB, urlAudit string, opts ...profileledger
 	opts = append(opts, profileledger.WithSnapshotEvery(2))
 	a, _ := openStore(t, urlA, store, "a", opts...)
 	b, _ := openStore(t, urlB, store, "b", opts...)
-	_, js := natstest.Connect(t, urlAudit)
+	js := pltest.Connect(t, urlAudit)
 	ctx, cancel := context.WithTimeout(testCtx(t), 1500*time.Millisecond)
 	defer cancel()
 
@@ -477,8 +477,8 @@ func auditInUse(t *testing.T, urlA, urlB, urlAudit string, opts ...profileledger
 }
 
 func TestStoreErrors(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	for _, name := range []string{"", "a.b", "a*", strings.Repeat("a", 49)} {
 		if _, err := audit.Store(testCtx(t), js, name); !errors.Is(err, audit.ErrInvalidStore) {
 			t.Errorf("store %q: %v, want ErrInvalidStore", name, err)
@@ -502,7 +502,7 @@ func TestStoreErrors(t *testing.T) {
 // event is read once.
 func TestStoreReadsLongLogsInChunks(t *testing.T) {
 	defer audit.SetReadChunk(2)()
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	const store = "long"
 	_, js := openStore(t, srv.URL(), store, "a")
 	f := newForger(t, js, store)
@@ -529,5 +529,238 @@ func TestStoreReadsLongLogsInChunks(t *testing.T) {
 	rep, err := audit.Store(testCtx(t), js, store)
 	if err != nil || !rep.Clean() || rep.Events != want || rep.Messages != 7 {
 		t.Fatalf("%v, %+v; want %d events in 7 messages", err, rep, want)
+	}
+}
+
+// waitHandled waits until s's data holds n items (its handler adds one per
+// message).
+func waitHandled(t *testing.T, s *profileledger.Session[player], n int) {
+	t.Helper()
+	ctx := testCtx(t)
+	for len(s.Data().Items) < n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%q: %d of %d messages handled", s.Key(), len(s.Data().Items), n)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func gift(p *player, m profileledger.Message) error {
+	p.Items = append(p.Items, string(m.Payload))
+	return nil
+}
+
+// TestStoreAuditsMessagesAndErasuresClean: handled messages (some pending
+// at the start of a session, some arriving live, one refused once and
+// offered again, one sent twice with one id), a hand-over between two
+// handlers, and erasures (of a held profile, by user id, then used again
+// with snapshots) all audit clean.
+func TestStoreAuditsMessagesAndErasuresClean(t *testing.T) {
+	srv := pltest.Run(t)
+	const store = "inbox"
+	a, js := openStore(t, srv.URL(), store, "a", profileledger.WithSnapshotEvery(2))
+	b, _ := openStore(t, srv.URL(), store, "b", profileledger.WithSnapshotEvery(2))
+	ctx := testCtx(t)
+	send := func(key, payload string, opts ...profileledger.MessageOption) {
+		t.Helper()
+		if err := b.Message(ctx, key, []byte(payload), opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		send("k", fmt.Sprintf("early-%d", i))
+	}
+	s, err := a.StartSession(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := false
+	s.HandleMessages(func(p *player, m profileledger.Message) error {
+		if string(m.Payload) == "live-1" && !refused {
+			refused = true
+			return errors.New("not now")
+		}
+		return gift(p, m)
+	})
+	for i := range 3 {
+		send("k", fmt.Sprintf("live-%d", i))
+	}
+	send("k", "once", profileledger.MessageID("order-1"))
+	send("k", "once", profileledger.MessageID("order-1")) // a retry: de-duplicated
+	waitHandled(t, s, 7)
+	// A hand-over to b, which handles the rest.
+	s2, err := b.StartSession(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.HandleMessages(gift)
+	send("k", "after-handover")
+	waitHandled(t, s2, 8)
+	if err := s2.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Erasures: of a held profile (its holder hands over), and by user id.
+	held, err := a.StartSession(ctx, "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.HandleMessages(gift)
+	send("held", "secret")
+	waitHandled(t, held, 1)
+	if err := held.AddUserID(ctx, "user:7"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Erase(ctx, "held"); err != nil {
+		t.Fatal(err)
+	}
+	u, err := a.StartSession(ctx, "linked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.AddUserID(ctx, "user:7"); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := b.EraseUser(ctx, "user:7"); err != nil || len(keys) != 1 {
+		t.Fatalf("EraseUser = %v, %v", keys, err)
+	}
+	// The erased profile used again: new sessions, messages, snapshots.
+	again, err := a.StartSession(ctx, "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.HandleMessages(gift)
+	send("held", "new life")
+	waitHandled(t, again, 1)
+	var c tally
+	c.mutate(t, again, 3)
+	if err := again.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := audit.Store(ctx, js, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Clean() || rep.Profiles != 3 {
+		t.Fatalf("%d profiles, violations: %v", rep.Profiles, rep.Violations)
+	}
+	first := pltest.ReadLog(t, js, store, "held")[0]
+	if first.Event.Type != ledger.TypeErased {
+		t.Fatalf("the erased profile's log starts with %q, want the tombstone", first.Event.Type)
+	}
+}
+
+// TestStoreFindsMessageViolations forges pl.message events on profiles'
+// subjects, as a buggy or malicious client could, and sees each found.
+func TestStoreFindsMessageViolations(t *testing.T) {
+	srv := pltest.Run(t)
+	const store = "badinbox"
+	st, js := openStore(t, srv.URL(), store, "a")
+	f := newForger(t, js, store)
+	ctx := testCtx(t)
+	// handledOne runs a session of key that handles one message and ends,
+	// and returns the session and the inbox sequence of that message.
+	handledOne := func(key string) (*profileledger.Session[player], uint64) {
+		t.Helper()
+		if err := st.Message(ctx, key, []byte("gift"), profileledger.MessageID("gift-of-"+key)); err != nil {
+			t.Fatal(err)
+		}
+		s, err := st.StartSession(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.HandleMessages(gift)
+		waitHandled(t, s, 1)
+		if err := s.End(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var seq uint64
+		for _, r := range pltest.ReadLog(t, js, store, key) {
+			if r.Event.Type == ledger.TypeMessage {
+				fmt.Sscan(r.Event.Meta[ledger.MetaMsgSeq], &seq)
+			}
+		}
+		if seq == 0 {
+			t.Fatalf("%q: no handled message in the log", key)
+		}
+		return s, seq
+	}
+	// forge appends a forged session (session.started, then a pl.message
+	// handling inbox sequence msg with id) after s's epoch; it returns the
+	// pl.message event's sequence.
+	forge := func(key string, s *profileledger.Session[player], msg uint64, id string) uint64 {
+		t.Helper()
+		f.event(key, ledger.Event{ID: key + "-fence", Type: ledger.TypeSessionStarted, Session: "forger", Epoch: s.Epoch() + 1})
+		return f.event(key, ledger.Event{ID: key + "-msg", Type: ledger.TypeMessage, Session: "forger", Epoch: s.Epoch() + 1,
+			Ops:  []ledger.Op{{Op: "add", Path: "/items/-", Value: []byte(`"gift"`)}},
+			Meta: map[string]string{ledger.MetaMsgSeq: fmt.Sprint(msg), ledger.MetaMsgID: id}})
+	}
+	type want struct {
+		rule audit.Rule
+		seq  uint64
+	}
+	wants := map[string][]want{}
+
+	handledOne("clean")
+	wants["clean"] = nil
+
+	// The same message handled again by a later session.
+	s, msg := handledOne("twice")
+	wants["twice"] = []want{{audit.RuleMessageOnce, forge("twice", s, msg, "gift-of-twice")}}
+
+	// pending sends a message to key's inbox that nobody handles, and
+	// returns its sequence.
+	stream, err := js.Stream(ctx, "PL_"+store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := func(key, id string) uint64 {
+		t.Helper()
+		if err := st.Message(ctx, key, []byte("pending"), profileledger.MessageID(id)); err != nil {
+			t.Fatal(err)
+		}
+		tok, _ := keys.Encode(key)
+		m, err := stream.GetLastMsgForSubject(ctx, "pl."+store+".msg."+tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Sequence
+	}
+
+	// Another profile's inbox message, handled here.
+	s, _ = handledOne("foreign")
+	wants["foreign"] = []want{{audit.RuleMessageInInbox, forge("foreign", s, pending("someone else", "theirs"), "theirs")}}
+
+	// A message still pending in the inbox, handled under another id.
+	s, _ = handledOne("wrong-id")
+	wants["wrong-id"] = []want{{audit.RuleMessageInInbox, forge("wrong-id", s, pending("wrong-id", "real-id"), "forged-id")}}
+
+	// A message handled before anyone sent it.
+	s, _ = handledOne("future")
+	wants["future"] = []want{{audit.RuleMessageInInbox, forge("future", s, f.last("future")+1000, "x")}}
+
+	rep, err := audit.Store(ctx, js, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]want{}
+	for _, v := range rep.Violations {
+		got[v.Key] = append(got[v.Key], want{v.Rule, v.Seq})
+		t.Log(v)
+	}
+	for key, w := range wants {
+		if !slices.Equal(got[key], w) {
+			t.Errorf("profile %q: got %v, want %v", key, got[key], w)
+		}
+	}
+	for key := range got {
+		if _, ok := wants[key]; !ok {
+			t.Errorf("profile %q: unexpected %v", key, got[key])
+		}
 	}
 }

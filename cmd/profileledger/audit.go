@@ -16,10 +16,13 @@ import (
 const auditDescription = `
 Audits every profile of a store: each log against the invariants (every
 message an event, event ids unique, epochs never decreasing, each epoch
-opened by its session.started and written by one session, nothing after
-session.ended, every event folding), and every stored snapshot, each
-revision of the bucket's history, against the log (intact, under its own
-key, not beyond the log, equal to the fold of the log up to its version).
+opened by its session.started — or, first in the log, by an erasure's
+tombstone — and written by one session, nothing after session.ended or the
+tombstone, every event folding, every inbox message handled at most once
+and in inbox order, every handled message one of this profile's inbox or
+since removed from the stream), and every stored snapshot, each revision
+of the bucket's history, against the log (intact, under its own key, not
+beyond the log, equal to the fold of the log up to its version).
 
 Prints one line per violation and a summary; exits 1 if there is any
 violation (or the store cannot be read), 0 if the store is clean. A store

@@ -10,12 +10,12 @@ import (
 
 	"github.com/profileledger/profileledger"
 	"github.com/profileledger/profileledger/audit"
-	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 func TestAuditReportsACleanStoreAndThenABrokenOne(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	st, err := profileledger.Open(ctx, js, "shop", tradePlayer{Coins: 100, Inventory: []string{}})
@@ -70,7 +70,7 @@ func TestAuditReportsACleanStoreAndThenABrokenOne(t *testing.T) {
 }
 
 func TestAuditUsageAndFailures(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := pltest.Run(t)
 	tests := []struct {
 		name string
 		args []string

@@ -31,7 +31,7 @@ server's CPU and heap are this process's too. -server uses a running server
 instead: bench then creates streams and buckets named PL_bench<id>-... and
 PLBENCH<id>_... on it, and deletes them at the end.
 
-The default size takes about 40 s on a 2-core machine, -quick under 10 s
+The default size takes about 50 s on a 2-core machine, -quick about 10 s
 (its histories and session counts are smaller: each row's note gives the
 sizes used). The flags below scale single dimensions (0 keeps the size's
 default). Notes also give the
@@ -65,18 +65,23 @@ type benchSize struct {
 	crashRounds  int
 	leaseTTL     time.Duration // takeover_dead_vs_ttl
 	idleSessions int
+	messages     int // message_delivery_*: latency samples
+	burst        int // message_handled_tput: messages per burst
+	bursts       int // message_handled_tput: bursts
 }
 
 var defaultBenchSize = benchSize{
 	label: "default", samples: 3000, startSamples: 500, rounds: 10, round: 250 * time.Millisecond,
 	sessions: 1000, history: [4]int{10, 1000, 10000, 100000}, handovers: 1000,
 	crashers: 8, crashRounds: 3, leaseTTL: time.Second, idleSessions: 10000,
+	messages: 2000, burst: 1000, bursts: 5,
 }
 
 var quickBenchSize = benchSize{
 	label: "quick", samples: 300, startSamples: 100, rounds: 4, round: 100 * time.Millisecond,
 	sessions: 250, history: [4]int{10, 1000, 5000, 10000}, handovers: 200,
 	crashers: 4, crashRounds: 1, leaseTTL: time.Second, idleSessions: 1000,
+	messages: 200, burst: 200, bursts: 2,
 }
 
 // benchQuickSize is what -quick runs. Tests shrink it further.
@@ -108,6 +113,8 @@ func (m *Main) runBench(ctx context.Context, args []string) int {
 	fs.IntVar(&over.history[3], "history", 0, "events of the largest history, start_p50_100k (`n`)")
 	fs.IntVar(&over.handovers, "handovers", 0, "hand-overs of handover_p99_ms (`n`)")
 	fs.IntVar(&over.idleSessions, "idle", 0, "sessions of idle_session_heap_bytes (`n`)")
+	fs.IntVar(&over.messages, "messages", 0, "delivery samples of message_delivery_p50_us and _p99_us (`n`)")
+	fs.IntVar(&over.burst, "burst", 0, "messages per burst of message_handled_tput (`n`)")
 	if code, ok := m.parse(fs, args); !ok {
 		return code
 	}
@@ -128,6 +135,8 @@ func (m *Main) runBench(ctx context.Context, args []string) int {
 		{"history", over.history[3], &cfg.size.history[3], cfg.size.history[2]},
 		{"handovers", over.handovers, &cfg.size.handovers, 1},
 		{"idle", over.idleSessions, &cfg.size.idleSessions, 1},
+		{"messages", over.messages, &cfg.size.messages, 1},
+		{"burst", over.burst, &cfg.size.burst, 1},
 	} {
 		switch {
 		case f.v == 0:

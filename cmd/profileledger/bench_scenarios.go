@@ -57,6 +57,9 @@ var benchSpecs = []benchSpec{
 	{"start_p50_100k", "StartSession p50, 100,000 events of history", "", benchTarget{text: "report"}},
 	{"mutate_p50_1k", "Mutate p50, 1 KiB profile, one field", "", benchTarget{text: "report"}},
 	{"mutate_p50_64k", "Mutate p50, 64 KiB profile, one field", "", benchTarget{text: "report"}},
+	{"message_delivery_p50_us", "message delivery to a live holder, p50: Message returning to the handler running", "", benchTarget{text: "report"}},
+	{"message_delivery_p99_us", "message delivery to a live holder, p99", "", benchTarget{text: "report"}},
+	{"message_handled_tput", "messages handled per second, a burst waiting in a held profile's inbox", "", benchTarget{text: "report"}},
 }
 
 func benchSpecOf(name string) *benchSpec {
@@ -112,6 +115,7 @@ var benchScenarios = []benchScenario{
 	{"hand-over", []string{"handover_p99_ms"}, benchHandover},
 	{"take-over", []string{"takeover_dead_vs_ttl"}, benchTakeover},
 	{"trade", []string{"trade_tput"}, benchTrade},
+	{"messages", []string{"message_delivery_p50_us", "message_delivery_p99_us", "message_handled_tput"}, benchMessages},
 }
 
 // benchRun is what scenarios share.

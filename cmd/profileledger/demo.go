@@ -32,6 +32,8 @@ type demoConfig struct {
 	crash    bool
 	json     bool
 	verbose  bool
+	metrics  string // serve /metrics at this address
+	hold     bool   // keep serving /metrics after the summary
 }
 
 const demoDescription = `
@@ -47,7 +49,13 @@ over by the others when their leases expire.
 At the end every session is ended and every profile's log is read back:
 each acknowledged mutation must be in it exactly once, no rejected one at
 all, the log must pass audit.Check, and Store.Get must equal the fold of the
-log. Exit status 1 if any check fails.`
+log. Exit status 1 if any check fails.
+
+With -metrics the demo serves Prometheus metrics at http://ADDRESS/metrics
+(every server's Store.Collector, labelled server=sN; see the address it
+prints) while it runs, and with -hold after the summary too, until it is
+interrupted. Each server's store health (Store.Health: critical or not, and
+why) is reported as it changes and in the summary.`
 
 func (m *Main) runDemo(ctx context.Context, args []string) int {
 	fs := m.newFlagSet("demo", "[flags]", demoDescription)
@@ -61,6 +69,8 @@ func (m *Main) runDemo(ctx context.Context, args []string) int {
 	fs.BoolVar(&cfg.crash, "crash", true, "crash one server midway")
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as JSON (progress goes to stderr)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log the library's warnings to stderr")
+	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`host:port`/metrics (port 0 picks a free port; the address is printed)")
+	fs.BoolVar(&cfg.hold, "hold", false, "with -metrics: after the summary, keep serving /metrics until interrupted")
 	if code, ok := m.parse(fs, args); !ok {
 		return code
 	}
@@ -75,6 +85,8 @@ func (m *Main) runDemo(ctx context.Context, args []string) int {
 		return m.usageError(fs, "-lease %v: must be positive", cfg.leaseTTL)
 	case cfg.steal < 0 || cfg.steal > 1:
 		return m.usageError(fs, "-steal %v: must be between 0 and 1", cfg.steal)
+	case cfg.hold && cfg.metrics == "":
+		return m.usageError(fs, "-hold needs -metrics")
 	}
 	if cfg.seed == 0 {
 		cfg.seed = uint64(time.Now().UnixNano())
@@ -87,7 +99,16 @@ func (m *Main) runDemo(ctx context.Context, args []string) int {
 	if cfg.verbose {
 		logger = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	sum, err := runDemo(ctx, cfg, progress, logger)
+	var ms *metricsServer
+	if cfg.metrics != "" {
+		var err error
+		if ms, err = serveMetrics(cfg.metrics); err != nil {
+			fmt.Fprintf(m.stderr, "profileledger demo: -metrics: %v\n", err)
+			return exitFail
+		}
+		defer ms.close()
+	}
+	sum, err := runDemo(ctx, cfg, progress, logger, ms)
 	if err != nil {
 		fmt.Fprintf(m.stderr, "profileledger demo: %v\n", err)
 		return exitFail
@@ -100,6 +121,10 @@ func (m *Main) runDemo(ctx context.Context, args []string) int {
 	if err != nil {
 		fmt.Fprintf(m.stderr, "profileledger demo: %v\n", err)
 		return exitFail
+	}
+	if cfg.hold {
+		fmt.Fprintf(progress, "  holding: %s stays up until interrupted\n", ms.url)
+		<-ctx.Done()
 	}
 	if !sum.Pass {
 		return exitFail
@@ -119,6 +144,12 @@ type demo struct {
 	wg      sync.WaitGroup // players and stray writers
 	victim  *gameServer
 	crashAt time.Duration
+	metrics *metricsServer // nil without -metrics
+	// healthNotes are the stores' critical toggles, for the play loop to
+	// print.
+	healthNotes chan string
+	url         string   // the NATS server's
+	gifts       giftShop // what the gift shop sent
 }
 
 // gameServer is one simulated game server: its own NATS connection and
@@ -134,7 +165,7 @@ type gameServer struct {
 
 // runDemo runs the demo and returns its summary. An error means the demo
 // could not run (or was interrupted), not that a check failed.
-func runDemo(ctx context.Context, cfg demoConfig, out io.Writer, log *slog.Logger) (*summary, error) {
+func runDemo(ctx context.Context, cfg demoConfig, out io.Writer, log *slog.Logger, ms *metricsServer) (*summary, error) {
 	dir, err := os.MkdirTemp("", "profileledger-demo-")
 	if err != nil {
 		return nil, err
@@ -147,11 +178,14 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer, log *slog.Logge
 	defer stopNATS(ns)
 	url := natsURL(ns)
 
-	d := &demo{cfg: cfg, log: log}
+	d := &demo{cfg: cfg, log: log, metrics: ms, healthNotes: make(chan string, 64), url: url, gifts: giftShop{sent: map[string]*sentGift{}}}
 	defer d.shutdown() // before the NATS server stops; a no-op after a clean run
 	fmt.Fprintf(out, "profileledger demo: %d game servers, %d players, %v, lease TTL %v, seed %d\n",
 		cfg.servers, cfg.players, cfg.duration, cfg.leaseTTL, cfg.seed)
 	fmt.Fprintf(out, "  NATS with JetStream at %s, store in %s (removed at the end)\n", url, dir)
+	if ms != nil {
+		fmt.Fprintf(out, "  metrics at %s\n", ms.url)
+	}
 	for i := range cfg.servers {
 		gs, err := d.openServer(ctx, url, fmt.Sprintf("s%d", i+1))
 		if err != nil {
@@ -174,6 +208,7 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer, log *slog.Logge
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("interrupted after %v", elapsed.Round(time.Millisecond))
 	}
+	health := d.healthReport()
 	d.progress(out, "run over: Store.Close on the live servers ends every session")
 	closeErrs := d.shutdown()
 
@@ -184,7 +219,9 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	return d.summarize(elapsed, closeErrs, v), nil
+	sum := d.summarize(elapsed, closeErrs, v)
+	sum.Health = health
+	return sum, nil
 }
 
 // openServer connects a game server and opens its Store.
@@ -194,6 +231,11 @@ func (d *demo) openServer(ctx context.Context, url, name string) (*gameServer, e
 		return nil, fmt.Errorf("%s: connect: %w", name, err)
 	}
 	st, err := d.openStore(ctx, nc, name)
+	if err == nil {
+		if err = d.metrics.register(name, st); err != nil {
+			st.Close(ctx)
+		}
+	}
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -210,7 +252,8 @@ func (d *demo) openStore(ctx context.Context, nc *nats.Conn, node string) (*prof
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return profileledger.Open(octx, js, storeName, newPlayer(),
-		profileledger.WithLeaseTTL(d.cfg.leaseTTL), profileledger.WithNode(node), profileledger.WithLogger(d.log))
+		profileledger.WithLeaseTTL(d.cfg.leaseTTL), profileledger.WithNode(node), profileledger.WithLogger(d.log),
+		profileledger.WithCriticalHandler(func(critical bool, h profileledger.Health) { d.noteCritical(node, critical, h) }))
 }
 
 // play runs the players until the run's end, crashing a server midway, and
@@ -227,7 +270,10 @@ func (d *demo) play(ctx context.Context, out io.Writer) {
 		trng := rand.New(rand.NewPCG(d.cfg.seed, uint64(1000+i)))
 		d.wg.Go(func() { d.runTrader(ctx, trng) })
 	}
-	d.progress(out, fmt.Sprintf("%d servers opened store %q; %d players start hopping", len(d.servers), storeName, len(d.players)))
+	if err := d.runGiftShop(ctx, d.url, rand.New(rand.NewPCG(d.cfg.seed, 7777))); err != nil {
+		d.progress(out, fmt.Sprintf("no gift shop: %v", err))
+	}
+	d.progress(out, fmt.Sprintf("%d servers opened store %q; %d players start hopping; a gift shop sends them gifts", len(d.servers), storeName, len(d.players)))
 
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
@@ -243,6 +289,8 @@ func (d *demo) play(ctx context.Context, out io.Writer) {
 		select {
 		case <-done:
 			return
+		case note := <-d.healthNotes:
+			d.progress(out, note)
 		case <-crash:
 			victim, live := d.busiest(rng)
 			for _, p := range d.players {
@@ -392,6 +440,9 @@ func (d *demo) verify(ctx context.Context, url string) (*verification, error) {
 	v.GoldDelta = v.goldTotal - startingGold*len(d.players)
 	if v.GoldDelta != 0 {
 		v.problem("gold adds up to %d, want %d", v.goldTotal, startingGold*len(d.players))
+	}
+	if v.Gifts, err = d.checkGifts(ctx, st, v); err != nil {
+		return nil, fmt.Errorf("verify gifts: %w", err)
 	}
 	return v, nil
 }

@@ -6,6 +6,9 @@
 //	profileledger bench   the performance figures, each against a baseline measured in the same run
 //	profileledger audit   check every profile of a store: log invariants, every snapshot against the log
 //	profileledger trades  a profile's trades: the other profile and what moved on both sides
+//	profileledger message send a message to a profile's inbox (Store.Message)
+//	profileledger info    what a profile is and who holds it (Store.Info)
+//	profileledger erase   erase a profile, or every profile of a user id, for good (Store.Erase, EraseUser)
 //
 // Run "profileledger <command> -h" for a command's flags. The exit status is
 // 0 on success, 1 if the command failed (for demo: if any check failed) and
@@ -45,8 +48,9 @@ const (
 	exitUsage = 2
 )
 
-// Main is the program: its output streams and its commands.
+// Main is the program: its input and output streams and its commands.
 type Main struct {
+	stdin    io.Reader // message's payload "-", erase's confirmation
 	stdout   io.Writer
 	stderr   io.Writer
 	commands map[string]command
@@ -59,16 +63,19 @@ type command struct {
 	run     func(ctx context.Context, args []string) int
 }
 
-// NewMain returns the program writing its results to stdout and usage,
-// warnings and errors to stderr.
+// NewMain returns the program reading os.Stdin and writing its results to
+// stdout and usage, warnings and errors to stderr.
 func NewMain(stdout, stderr io.Writer) *Main {
-	m := &Main{stdout: stdout, stderr: stderr}
+	m := &Main{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	m.commands = map[string]command{
-		"audit":  {summary: "check every profile of a store: its log's invariants, and every snapshot against the log", run: m.runAudit},
-		"demo":   {summary: "run simulated game servers that hand players around, crash one, and check every write", run: m.runDemo},
-		"trades": {summary: "list a profile's trades: the other profile and what moved on both sides", run: m.runTrades},
-		"serve":  {summary: "run an embedded NATS server with JetStream: one node, or a cluster member", run: m.runServe},
-		"bench":  {summary: "measure mutations, starts, hand-overs and take-overs against baselines in the same run", run: m.runBench},
+		"audit":   {summary: "check every profile of a store: its log's invariants, and every snapshot against the log", run: m.runAudit},
+		"demo":    {summary: "run simulated game servers that hand players around, crash one, and check every write", run: m.runDemo},
+		"trades":  {summary: "list a profile's trades: the other profile and what moved on both sides", run: m.runTrades},
+		"serve":   {summary: "run an embedded NATS server with JetStream: one node, or a cluster member", run: m.runServe},
+		"bench":   {summary: "measure mutations, starts, hand-overs and take-overs against baselines in the same run", run: m.runBench},
+		"message": {summary: "send a message to a profile's inbox, for its holder or its next session to handle", run: m.runMessage},
+		"info":    {summary: "show what a profile is and who holds it, without taking it", run: m.runInfo},
+		"erase":   {summary: "erase a profile, or every profile of a user id, for good (asks first)", run: m.runErase},
 	}
 	return m
 }

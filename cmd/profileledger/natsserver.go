@@ -20,6 +20,15 @@ type natsConfig struct {
 	syncAlways bool   // fsync every write before acknowledging it
 	log        io.Writer
 	cluster    *clusterConfig // nil for a single server
+	// monitor, if set, is the address (host:port; port 0 picks one) of the
+	// server's HTTP monitoring endpoints (/varz, /jsz, /healthz, ...).
+	monitor *hostPort
+}
+
+// hostPort is a parsed host:port.
+type hostPort struct {
+	host string
+	port int
 }
 
 // clusterConfig makes the server a member of a JetStream cluster.
@@ -70,6 +79,12 @@ func startNATSUntil(ctx context.Context, cfg natsConfig) (*server.Server, error)
 		JetStream:  true,
 		StoreDir:   cfg.dir,
 		SyncAlways: cfg.syncAlways,
+	}
+	if m := cfg.monitor; m != nil {
+		opts.HTTPHost, opts.HTTPPort = m.host, m.port
+		if m.port == 0 {
+			opts.HTTPPort = server.RANDOM_PORT
+		}
 	}
 	if c := cfg.cluster; c != nil {
 		opts.Cluster.Name = clusterName

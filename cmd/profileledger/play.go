@@ -72,6 +72,7 @@ func (d *demo) runPlayer(ctx context.Context, p *player, rng *rand.Rand) {
 		}
 		d.stats.started(kind, took, note)
 		p.holding(s, srv)
+		s.HandleMessages(receiveGift) // the gift shop's gifts, pending and new
 
 		for range 1 + rng.IntN(maxMutationsPerSession) {
 			if err := d.mutate(ctx, p, s, srv, rng, true); err != nil {

@@ -13,15 +13,16 @@ import (
 type Player struct {
 	Coins     int      `json:"coins"`
 	Inventory []string `json:"inventory"`
-	Gold      int      `json:"gold"` // moved only by trades
-	Gems      []string `json:"gems"` // minted before play, moved only by trades
+	Gold      int      `json:"gold"`  // moved only by trades
+	Gems      []string `json:"gems"`  // minted before play, moved only by trades
+	Gifts     []string `json:"gifts"` // the gift shop's messages, one per handled message
 }
 
 // startingCoins is a new player's coins.
 const startingCoins = 100
 
 func newPlayer() Player {
-	return Player{Coins: startingCoins, Inventory: []string{}, Gold: startingGold, Gems: []string{}}
+	return Player{Coins: startingCoins, Inventory: []string{}, Gold: startingGold, Gems: []string{}, Gifts: []string{}}
 }
 
 // outcome is what a mutation's caller was told.

@@ -43,7 +43,7 @@ minutes by default), so a power loss can lose writes it had acknowledged
 cluster with R3 streams (profileledger.WithReplicas(3)).`
 
 func (m *Main) runServe(ctx context.Context, args []string) int {
-	fs := m.newFlagSet("serve", "[-listen host:port] [-data dir] [-sync-always] [-name name] [-cluster host:port -routes url,...] [-v]", serveDescription)
+	fs := m.newFlagSet("serve", "[-listen host:port] [-data dir] [-sync-always] [-name name] [-cluster host:port -routes url,...] [-monitor host:port] [-v]", serveDescription)
 	listen := fs.String("listen", "127.0.0.1:4222", "client `address`; port 0 picks a free port")
 	data := fs.String("data", defaultDataDir, "JetStream store `directory`, created if missing; relative to the working directory")
 	syncAlways := fs.Bool("sync-always", false, "fsync every write before acknowledging it (slower; survives power loss)")
@@ -51,6 +51,7 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 	clusterAddr := fs.String("cluster", "", "cluster `address` (host:port) the other members' routes connect to; makes this server a cluster member")
 	routes := fs.String("routes", "", "comma-separated route `URLs` of the cluster's members (nats-route://host:port or host:port), this one's own allowed; needs -cluster")
 	verbose := fs.Bool("v", false, "log the NATS server's notices, warnings and errors to stderr")
+	monitor := fs.String("monitor", "", "serve the NATS server's HTTP monitoring endpoints (/varz, /jsz, /healthz, ...) at `address` (host:port; port 0 picks a free port)")
 	if code, ok := m.parse(fs, args); !ok {
 		return code
 	}
@@ -86,6 +87,12 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 		return exitFail
 	}
 	cfg := natsConfig{name: *name, host: host, port: port, dir: dir, syncAlways: *syncAlways, cluster: cluster}
+	if *monitor != "" {
+		cfg.monitor = &hostPort{}
+		if cfg.monitor.host, cfg.monitor.port, err = parseHostPort(*monitor, true); err != nil {
+			return m.usageError(fs, "-monitor %q: %v", *monitor, err)
+		}
+	}
 	if *verbose {
 		cfg.log = m.stderr
 	}
@@ -107,6 +114,9 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 	}
 	fmt.Fprintf(m.stdout, "profileledger serve: NATS with JetStream at %s\n", natsURL(ns))
 	fmt.Fprintf(m.stdout, "profileledger serve: data in %s (sync always: %v)\n", dir, *syncAlways)
+	if cfg.monitor != nil {
+		fmt.Fprintf(m.stdout, "profileledger serve: monitoring at http://%s/\n", ns.MonitorAddr())
+	}
 	if !*syncAlways {
 		fmt.Fprintln(m.stderr, "warning: without -sync-always JetStream fsyncs only every two minutes: a power loss can lose acknowledged writes (Jepsen, NATS 2.12.1). In production use -sync-always and an R3 cluster.")
 	}

@@ -55,6 +55,8 @@ type summary struct {
 	TradeP50Ms float64    `json:"trade_p50_ms"`
 	TradeP99Ms float64    `json:"trade_p99_ms"`
 
+	Health []storeHealth `json:"health"` // each server's Store.Health when play ended
+
 	Verification *verification `json:"verification"`
 	Pass         bool          `json:"pass"`
 }
@@ -142,6 +144,16 @@ func (s *summary) writeText(w io.Writer) error {
 	line("  failed cleanly           %7d   (a side was handed over, stolen or ended: nothing applied)", s.Trades.Failed)
 	line("  no deal                  %7d   (nothing to sell or no gold: the trade function said no)", s.Trades.NoDeal)
 	line("  uncertain                %7d", s.Trades.Uncertain)
+	line("  sessions started         %7d   (by the traders, who take both profiles on one server)", s.Trades.Sessions)
+	line("Health (each server's Store.Health when play ended; critical is ProfileStore's IsCriticalState)")
+	for _, h := range s.Health {
+		state := "ok"
+		if h.Critical {
+			state = "CRITICAL"
+		}
+		line("  %-4s %-9s errors %-5d sessions lost %-5d renewals late %-4d %s",
+			h.Server, state, h.Errors, h.SessionsLost, h.RenewalsLate, strings.Join(h.Reasons, "; "))
+	}
 	line("Verification (%d profiles, %d events read back)", v.Profiles, v.Events)
 	line("  lost: %d", v.Lost)
 	line("  duplicated: %d", v.Duplicated)
@@ -154,6 +166,9 @@ func (s *summary) writeText(w io.Writer) error {
 	line("  gems duplicated: %d", v.GemsDuplicated)
 	line("  gems lost: %d", v.GemsLost)
 	line("  gold created or destroyed: %d", v.GoldDelta)
+	g := v.Gifts
+	line("  gifts (Store.Message, handled by the sessions): %d sent, %d acknowledged, %d handled (%d after play); lost %d, handled twice %d, misplaced %d, unknown %d",
+		g.Sent, g.Acked, g.Handled, g.Drained, g.Lost, g.Duplicated, g.Misplaced, g.Unknown)
 	for _, p := range v.Problems {
 		line("    %s", p)
 	}

@@ -67,6 +67,7 @@ func (d *demo) runTrader(ctx context.Context, rng *rand.Rand) {
 		if err == nil {
 			b, err = srv.store.StartSession(sctx, pb.key)
 		}
+		d.stats.traderStarted(a, b)
 		if err != nil {
 			cancel()
 			if a != nil {
@@ -108,7 +109,19 @@ type tradeStats struct {
 	NoDeal       int             `json:"no_deal"`
 	Failed       int             `json:"failed_cleanly"` // a side was handed over, lost or ended; nothing applied
 	Uncertain    int             `json:"uncertain"`
+	Sessions     int             `json:"sessions_started"` // by the traders
 	latencies    []time.Duration // of acknowledged trades
+}
+
+// traderStarted counts the sessions a trader started (the non-nil ones).
+func (st *runStats) traderStarted(ss ...*profileledger.Session[Player]) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, s := range ss {
+		if s != nil {
+			st.trades.Sessions++
+		}
+	}
 }
 
 func (st *runStats) traded(took time.Duration, err error, srv *gameServer) {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/profileledger/profileledger"
-	"github.com/profileledger/profileledger/internal/natstest"
+	"github.com/profileledger/profileledger/pltest"
 )
 
 type tradePlayer struct {
@@ -17,8 +17,8 @@ type tradePlayer struct {
 }
 
 func TestTradesFollowsAnItemAcrossProfiles(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	st, err := profileledger.Open(ctx, js, "shop", tradePlayer{Coins: 100, Inventory: []string{}})
@@ -74,8 +74,8 @@ func TestTradesFollowsAnItemAcrossProfiles(t *testing.T) {
 // TestTradesMarksATradeUndoneByARollback: rolling one side back past a
 // trade undoes that side only; trades says so.
 func TestTradesMarksATradeUndoneByARollback(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.URL())
+	srv := pltest.Run(t)
+	js := pltest.Connect(t, srv.URL())
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	st, err := profileledger.Open(ctx, js, "shop", tradePlayer{Coins: 100, Inventory: []string{}})
