@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger/audit"
 )
 
@@ -36,23 +33,13 @@ type auditOutput struct {
 }
 
 func (m *Main) runAudit(ctx context.Context, args []string) int {
-	fs := m.newFlagSet("audit", "<store> [-server URL] [-json] [-progress N]", auditDescription)
-	server := fs.String("server", nats.DefaultURL, "NATS `URL`")
+	fs := m.newFlagSet("audit", "[connection flags] [-json] [-progress N] <store>", auditDescription)
+	nf := addNATSFlags(fs, time.Hour)
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	every := fs.Int("progress", 0, "print progress to stderr every `N` profiles (0: never)")
-	// Flags may come before or after the store name.
-	var stores []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			return exitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		stores, rest = append(stores, fs.Arg(0)), fs.Args()[1:]
+	stores, code, ok := m.parseArgs(fs, args) // flags may come before or after the store name
+	if !ok {
+		return code
 	}
 	if len(stores) != 1 {
 		return m.usageError(fs, "want one store, got %d arguments", len(stores))
@@ -60,19 +47,18 @@ func (m *Main) runAudit(ctx context.Context, args []string) int {
 	if *every < 0 {
 		return m.usageError(fs, "-progress %d: must be 0 (never) or more", *every)
 	}
-	store := stores[0]
-
-	nc, err := nats.Connect(*server, nats.Name("profileledger-audit"))
-	if err != nil {
-		fmt.Fprintf(m.stderr, "profileledger audit: connect to %s: %v\n", *server, err)
-		return exitFail
+	if err := nf.check(); err != nil {
+		return m.usageError(fs, "%v", err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	store := stores[0]
+	ctx, cancel := context.WithTimeout(ctx, nf.timeout)
+	defer cancel()
+	nc, js, err := nf.connect("audit")
 	if err != nil {
 		fmt.Fprintf(m.stderr, "profileledger audit: %v\n", err)
 		return exitFail
 	}
+	defer nc.Close()
 	var opts []audit.Option
 	if *every > 0 {
 		opts = append(opts, audit.WithProgress(*every, func(p audit.Progress) {

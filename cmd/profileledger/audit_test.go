@@ -82,7 +82,7 @@ func TestAuditUsageAndFailures(t *testing.T) {
 		{"bad flag", []string{"audit", "-frobnicate", "a"}, exitUsage, "flag provided but not defined"},
 		{"negative progress", []string{"audit", "-progress", "-1", "a"}, exitUsage, "-progress -1"},
 		{"invalid store name", []string{"audit", "-server", srv.URL(), "a.b"}, exitUsage, "invalid store name"},
-		{"help", []string{"audit", "-h"}, exitOK, "Usage: profileledger audit <store>"},
+		{"help", []string{"audit", "-h"}, exitOK, "Usage: profileledger audit [connection flags]"},
 		{"unknown store", []string{"audit", "-server", srv.URL(), "nosuchstore"}, exitFail, "no such store"},
 		{"no server", []string{"audit", "-server", "nats://127.0.0.1:1", "a"}, exitFail, "connect to nats://127.0.0.1:1"},
 	}

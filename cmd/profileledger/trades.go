@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger/internal/keys"
 	"github.com/profileledger/profileledger/internal/names"
@@ -49,30 +46,28 @@ type rollback struct {
 }
 
 func (m *Main) runTrades(ctx context.Context, args []string) int {
-	fs := m.newFlagSet("trades", "[-server URL] [-json] <store> <key>", tradesDescription)
-	server := fs.String("server", nats.DefaultURL, "NATS `URL`")
+	fs := m.newFlagSet("trades", "[connection flags] [-json] <store> <key>", tradesDescription)
+	nf := addNATSFlags(fs, time.Minute)
 	asJSON := fs.Bool("json", false, "print the trades as one JSON array")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	pos, code, ok := m.parseArgs(fs, args) // flags may come before or after the arguments
+	if !ok {
+		return code
 	}
-	if fs.NArg() != 2 {
-		return m.usageError(fs, "want a store and a key, got %d arguments", fs.NArg())
+	if len(pos) != 2 {
+		return m.usageError(fs, "want a store and a key, got %d arguments", len(pos))
 	}
-	store, key := fs.Arg(0), fs.Arg(1)
-	nc, err := nats.Connect(*server, nats.Name("profileledger-trades"))
-	if err != nil {
-		fmt.Fprintf(m.stderr, "profileledger trades: connect to %s: %v\n", *server, err)
-		return exitFail
+	if err := nf.check(); err != nil {
+		return m.usageError(fs, "%v", err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	store, key := pos[0], pos[1]
+	ctx, cancel := context.WithTimeout(ctx, nf.timeout)
+	defer cancel()
+	nc, js, err := nf.connect("trades")
 	if err != nil {
 		fmt.Fprintf(m.stderr, "profileledger trades: %v\n", err)
 		return exitFail
 	}
+	defer nc.Close()
 	rows, err := listTrades(ctx, js, store, key)
 	if err != nil {
 		fmt.Fprintf(m.stderr, "profileledger trades: %v\n", err)
