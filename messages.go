@@ -175,6 +175,7 @@ func (s *Session[T]) deliver() {
 		defer sub.Unsubscribe()
 	}
 	var purged uint64
+	defer s.notePending(0)
 	pause, looks := time.Duration(0), 0
 	for attempt := 0; ; attempt++ {
 		cued := raw.Swap(false)
@@ -247,7 +248,8 @@ func (s *Session[T]) deliverPending(subject string, purged *uint64) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	for _, m := range msgs {
+	s.notePending(len(msgs))
+	for i, m := range msgs {
 		meta := make(map[string]string, len(m.Meta)+2)
 		for k, v := range m.Meta {
 			meta[k] = v
@@ -263,6 +265,8 @@ func (s *Session[T]) deliverPending(subject string, purged *uint64) (int, error)
 		if err != nil {
 			return 0, fmt.Errorf("profileledger: message %d (%s) to %q: %w", m.Seq, m.ID, s.key, err)
 		}
+		s.notePending(len(msgs) - i - 1)
+		s.st.obs.handled.Add(1)
 	}
 	s.mu.Lock()
 	through := s.logPS.inbox
@@ -275,4 +279,11 @@ func (s *Session[T]) deliverPending(subject string, purged *uint64) (int, error)
 		}
 	}
 	return len(msgs), nil
+}
+
+// notePending tells the store's metrics how many read messages wait for the
+// handler; only the delivery loop calls it.
+func (s *Session[T]) notePending(n int) {
+	s.st.obs.pending.Add(int64(n) - s.pendingSeen)
+	s.pendingSeen = int64(n)
 }

@@ -48,12 +48,13 @@ import (
 //	lease_renewals_total{outcome}    counter: lease renewal attempts: ok, late (more than half a TTL after the
 //	                                 previous renewal), failed, lost (the lease was taken)
 //	errors_total{op}                 counter: errors counted against the store's health (OpError.Op)
+//	messages_pending                 gauge: inbox messages the store's sessions (HandleMessages) have read and not
+//	                                 yet handled: a handler that keeps refusing one shows here
+//	messages_handled_total           counter: inbox messages handled, their events committed
 //	mutation_seconds                 histogram: acknowledged Mutate and Apply calls, from call to return
 //	session_start_seconds            histogram: StartSession calls that returned a session, from call to return
 //	handover_seconds                 histogram: hand-over requests the holder granted, from request to reply
 //	trade_seconds                    histogram: acknowledged Trade calls, from call to return
-//
-// There is no gauge of pending inbox messages yet.
 func (st *Store[T]) Collector() prometheus.Collector { return st.obs }
 
 // observer counts what a store does, for its metrics (Collector) and its
@@ -64,6 +65,8 @@ type observer struct {
 	mon *monitor
 
 	held                                atomic.Int64
+	pending                             atomic.Int64 // inbox messages read by a delivery loop, not yet handled
+	handled                             atomic.Uint64
 	starts, handovers, steals, takeover atomic.Uint64
 	ended                               [numEndReasons]atomic.Uint64
 	mutations                           [numOutcomes]atomic.Uint64
@@ -130,6 +133,7 @@ type descs struct {
 	starts, handovers, steals, takeovers, ended *prometheus.Desc
 	mutations, trades, appends, events          *prometheus.Desc
 	renewals, errors                            *prometheus.Desc
+	pending, handled                            *prometheus.Desc
 }
 
 // latencyBuckets are the histograms' buckets: 25 µs to 13 s, doubling.
@@ -167,6 +171,8 @@ func newObserver(store string, nc *nats.Conn, hc healthConfig) *observer {
 			events:    desc("events_appended_total", "Events in acknowledged appends."),
 			renewals:  desc("lease_renewals_total", "Lease renewal attempts, by outcome.", "outcome"),
 			errors:    desc("errors_total", "Errors counted against the store's health, by operation.", "op"),
+			pending:   desc("messages_pending", "Inbox messages the store's sessions have read and not yet handled."),
+			handled:   desc("messages_handled_total", "Inbox messages handled (HandleMessages): their events are committed."),
 		},
 	}
 	o.mon.counts = o.addCounts
@@ -357,6 +363,8 @@ func (o *observer) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v.Load()), label...)
 	}
 	gauge(o.desc.held, float64(o.held.Load()))
+	gauge(o.desc.pending, float64(o.pending.Load()))
+	counter(o.desc.handled, &o.handled)
 	gauge(o.desc.critical, bool01(o.mon.isCritical()))
 	gauge(o.desc.connected, bool01(o.nc.Status() == nats.CONNECTED))
 	counter(o.desc.starts, &o.starts)

@@ -3,6 +3,7 @@ package profileledger_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,5 +164,49 @@ func TestMetricsCountWhatTheStoreDid(t *testing.T) {
 	}
 	if got := value("c", "sessions_held", nil...); got != 0 {
 		t.Errorf("c: sessions held after Close = %v, want 0", got)
+	}
+}
+
+// TestMetricsCountPendingAndHandledMessages: a handler that refuses a
+// message leaves it (and those behind it) pending in the gauge; once it
+// takes them, they count as handled and the gauge falls to zero.
+func TestMetricsCountPendingAndHandledMessages(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	st := e.open(t, "players")
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(st.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, st, "k")
+	var refuse atomic.Bool
+	refuse.Store(true)
+	s.HandleMessages(func(p *Player, m profileledger.Message) error {
+		if refuse.Load() {
+			return errors.New("not now")
+		}
+		p.Coins++
+		return nil
+	})
+	for range 3 {
+		if err := st.Message(ctx, "k", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "3 pending in the gauge", func() bool {
+		return metricValue(t, reg, "profileledger_messages_pending", nil) == 3
+	})
+	refuse.Store(false)
+	if err := st.Message(ctx, "k", []byte("x")); err != nil { // a wake
+		t.Fatal(err)
+	}
+	waitFor(t, "4 handled", func() bool {
+		return metricValue(t, reg, "profileledger_messages_handled_total", nil) == 4
+	})
+	waitFor(t, "none pending", func() bool {
+		return metricValue(t, reg, "profileledger_messages_pending", nil) == 0
+	})
+	if err := s.End(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

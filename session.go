@@ -47,38 +47,39 @@ type Session[T any] struct {
 	started chan struct{} // closed when StartSession has finished, either way
 	done    chan struct{} // closed when the session is over
 
-	mu         sync.Mutex
-	idle       *sync.Cond // broadcast when committing turns false
-	state      sessionState
-	err        error
-	epoch      uint64
-	data       T      // committed data; replaced, never changed in place
-	doc        any    // the folded document: the JSON form of data, plus members T does not know (projector.Overlay); never changed in place
-	logDoc     any    // the document as the log holds it at version: doc less the unflushed deferred mutations
-	version    uint64 // last event of the profile in the log
-	fence      uint64 // last message on the subject this session has read
-	lease      lease.Lease
-	renewedAt  time.Time
-	sinceSnap  int
-	queue      []*request[T]
-	committing bool
-	claimers   int // trades waiting in claim
-	resync     bool
-	unflushed  []pending       // deferred mode: applied in memory, not yet in the log, in order
-	inflight   int             // deferred mode: the first inflight unflushed events are one message whose outcome is unknown...
-	inflightAt uint64          // ...sent at this fence: it is sent again byte for byte, or found in the log
-	uncertain  map[string]bool // ids of events whose append's outcome is unknown (durable mode, trades)
-	gen        uint64          // bumped when readPast replaces doc under a deferred session's feet
-	flushMu    sync.Mutex      // one flush at a time: two would race for one fence
-	renewMu    sync.Mutex      // held by a renewal attempt; End takes it to release the lease
-	report     LoadReport
-	ps         profileState            // the profile's state beside data: what the fold keeps of library events
-	logPS      profileState            // ps as the log holds it at version (deferred mode: less the unflushed)
-	startLost  error                   // set by lose while starting: StartSession must not return the session
-	handler    func(*T, Message) error // HandleMessages's fn
-	delivering bool                    // the delivery loop runs
-	wakeCh     chan struct{}           // wakes the delivery loop
-	doneOnce   sync.Once               // done is closed once, by finish or a failed start
+	mu          sync.Mutex
+	idle        *sync.Cond // broadcast when committing turns false
+	state       sessionState
+	err         error
+	epoch       uint64
+	data        T      // committed data; replaced, never changed in place
+	doc         any    // the folded document: the JSON form of data, plus members T does not know (projector.Overlay); never changed in place
+	logDoc      any    // the document as the log holds it at version: doc less the unflushed deferred mutations
+	version     uint64 // last event of the profile in the log
+	fence       uint64 // last message on the subject this session has read
+	lease       lease.Lease
+	renewedAt   time.Time
+	sinceSnap   int
+	queue       []*request[T]
+	committing  bool
+	claimers    int // trades waiting in claim
+	resync      bool
+	unflushed   []pending       // deferred mode: applied in memory, not yet in the log, in order
+	inflight    int             // deferred mode: the first inflight unflushed events are one message whose outcome is unknown...
+	inflightAt  uint64          // ...sent at this fence: it is sent again byte for byte, or found in the log
+	uncertain   map[string]bool // ids of events whose append's outcome is unknown (durable mode, trades)
+	gen         uint64          // bumped when readPast replaces doc under a deferred session's feet
+	flushMu     sync.Mutex      // one flush at a time: two would race for one fence
+	renewMu     sync.Mutex      // held by a renewal attempt; End takes it to release the lease
+	report      LoadReport
+	ps          profileState            // the profile's state beside data: what the fold keeps of library events
+	logPS       profileState            // ps as the log holds it at version (deferred mode: less the unflushed)
+	startLost   error                   // set by lose while starting: StartSession must not return the session
+	handler     func(*T, Message) error // HandleMessages's fn
+	delivering  bool                    // the delivery loop runs
+	wakeCh      chan struct{}           // wakes the delivery loop
+	pendingSeen int64                   // messages the delivery loop last reported pending (metrics)
+	doneOnce    sync.Once               // done is closed once, by finish or a failed start
 }
 
 type request[T any] struct {
