@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,8 +37,11 @@ type tradeRow struct {
 	// UndoneBy is the sequence of a later rollback of this profile to a
 	// version before the trade: this side of the trade was undone, the
 	// other side was not (Session.Rollback).
-	UndoneBy     uint64 `json:"undone_by_rollback,omitempty"`
-	UndoneReason string `json:"undone_reason,omitempty"`
+	// Meta is the caller's metadata on this side's event: who and why
+	// (WithMeta), without the trade's own keys.
+	Meta         map[string]string `json:"meta,omitempty"`
+	UndoneBy     uint64            `json:"undone_by_rollback,omitempty"`
+	UndoneReason string            `json:"undone_reason,omitempty"`
 }
 
 // rollback is a pl.rollback event: at seq, back to version to.
@@ -90,6 +95,9 @@ func (m *Main) runTrades(ctx context.Context, args []string) int {
 		} else {
 			fmt.Fprintf(m.stdout, " (their seq %d)\n", r.TheirSeq)
 		}
+		if len(r.Meta) > 0 {
+			fmt.Fprintf(m.stdout, "  %-12s %s\n", "who, why:", formatMeta(r.Meta))
+		}
 		fmt.Fprintf(m.stdout, "  %-12s %s\n", "this side:", formatOps(r.Ops))
 		if !r.Missing {
 			fmt.Fprintf(m.stdout, "  %-12s %s\n", r.With+":", formatOps(r.Theirs))
@@ -99,6 +107,28 @@ func (m *Main) runTrades(ctx context.Context, args []string) int {
 		}
 	}
 	return exitOK
+}
+
+// formatMeta prints metadata as key=value pairs, actor and reason first.
+func formatMeta(meta map[string]string) string {
+	keys := slices.Sorted(maps.Keys(meta))
+	slices.SortStableFunc(keys, func(a, b string) int {
+		rank := func(k string) int {
+			switch k {
+			case "actor":
+				return 0
+			case "reason":
+				return 1
+			}
+			return 2
+		}
+		return rank(a) - rank(b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + strconv.Quote(meta[k])
+	}
+	return strings.Join(parts, " ")
 }
 
 func formatOps(ops []ledger.Op) string {
@@ -161,6 +191,14 @@ func listTrades(ctx context.Context, js jetstream.JetStream, store, key string) 
 	for _, r := range mine {
 		ev := r.Event
 		row := tradeRow{Seq: r.Seq, Time: r.Stored, Trade: ev.Meta[ledger.MetaTrade], Type: ev.Type, With: ev.Meta[ledger.MetaWith], Ops: ev.Ops}
+		for k, v := range ev.Meta {
+			if k != ledger.MetaTrade && k != ledger.MetaWith {
+				if row.Meta == nil {
+					row.Meta = map[string]string{}
+				}
+				row.Meta[k] = v
+			}
+		}
 		byID, ok := others[row.With]
 		if !ok {
 			recs, err := read(row.With)

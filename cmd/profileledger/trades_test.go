@@ -37,7 +37,7 @@ func TestTradesFollowsAnItemAcrossProfiles(t *testing.T) {
 	if err := seller.Apply(ctx, "loot", profileledger.Add("/inventory/-", "sword-7")); err != nil {
 		t.Fatal(err)
 	}
-	err = profileledger.Trade(ctx, "trade.sword", seller, buyer, func(a, b *tradePlayer) error {
+	err = profileledger.Trade(profileledger.WithMeta(ctx, map[string]string{"actor": "market", "reason": "listing 7"}), "trade.sword", seller, buyer, func(a, b *tradePlayer) error {
 		b.Inventory = append(b.Inventory, a.Inventory[0])
 		a.Inventory = a.Inventory[1:]
 		a.Coins, b.Coins = a.Coins+40, b.Coins-40
@@ -51,7 +51,7 @@ func TestTradesFollowsAnItemAcrossProfiles(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
 	}
-	for _, want := range []string{`profile "user.2" in store shop: 1 trade(s)`, `with "user:1"`, `"sword-7"`, `add /inventory/`, `user:1:`, `remove /inventory/0`} {
+	for _, want := range []string{`profile "user.2" in store shop: 1 trade(s)`, `with "user:1"`, `"sword-7"`, `add /inventory/`, `user:1:`, `remove /inventory/0`, `who, why:    actor="market" reason="listing 7"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
