@@ -182,26 +182,9 @@ func (st *Store[T]) replay(ctx context.Context, key, token string, upTo uint64, 
 	if snap != nil {
 		after = snap.Version - 1
 	}
-	var err error
-	if st.cfg.replicas > 1 && at.IsZero() {
-		// Direct gets may be answered by a replica a moment behind: read
-		// through the last sequence the stream's leader knows, so that every
-		// acknowledged event is seen.
-		last, lerr := st.ledger.LastFromLeader(ctx, subject)
-		if lerr != nil {
-			return lerr
-		}
-		through := upTo
-		if upTo == 0 || last < upTo {
-			through = last
-		}
-		if snap != nil && through < snap.Version {
-			return &distrustedSnapshot{fmt.Sprintf("the profile's log ends at sequence %d", last)}
-		}
-		err = st.ledger.ReadThrough(ctx, subject, after, through, fold)
-	} else {
-		err = st.ledger.Read(ctx, subject, after, upTo, fold)
-	}
+	// On a replicated store, through the leader's last sequence (any
+	// replica may answer the reads themselves): every acknowledged event.
+	err := st.readLog(ctx, subject, after, upTo, fold)
 	if err != nil && !errors.Is(err, errStopRead) {
 		return err
 	}
