@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/profileledger/profileledger/ledger"
@@ -37,33 +38,40 @@ func (st *Store[T]) Erase(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("profileledger: erase %q: %w", key, err)
 	}
-	// From here the session takes no mutation and no hand-over request
-	// can end it: it is ending, by erasure.
-	s.mu.Lock()
-	s.state = stateEnding
-	fence, userIDs := s.fence, s.ps.userIDs
-	s.mu.Unlock()
-	err = st.erase(ctx, s, fence, userIDs, meta)
-	if err != nil {
+	// The erasing session takes no mutation and answers no hand-over
+	// request (s.erasing); it keeps renewing its lease until it releases
+	// it, so that nobody takes the profile over by expiry meanwhile.
+	if err := st.erase(ctx, s, meta); err != nil {
 		s.lose(fmt.Errorf("erasure not finished: %w", err))
 		return fmt.Errorf("profileledger: erase %q: %w", key, err)
 	}
 	return nil
 }
 
-func (st *Store[T]) erase(ctx context.Context, s *Session[T], fence uint64, userIDs []string, meta map[string]string) error {
+func (st *Store[T]) erase(ctx context.Context, s *Session[T], meta map[string]string) error {
+	s.mu.Lock()
+	fence, userIDs, inbox := s.fence, s.ps.userIDs, s.ps.inbox
+	s.mu.Unlock()
 	if meta == nil {
 		meta = map[string]string{}
 	}
 	meta[ledger.MetaNode] = st.cfg.node
+	// The tombstone keeps the inbox's watermark, so that a message handled
+	// before the erasure is never handled again, whatever the purges below
+	// had done when a crash stopped them.
+	meta[ledger.MetaMsgSeq] = strconv.FormatUint(inbox, 10)
 	tomb := s.newEvent(ledger.TypeErased, nil, meta)
-	if _, err := st.ledger.Append(ctx, s.subject, fence, tomb); err != nil {
+	tombSeq, err := st.ledger.Append(ctx, s.subject, fence, tomb)
+	if err != nil {
 		return fmt.Errorf("append the tombstone: %w", err)
 	}
-	if err := st.ledger.PurgeSubject(ctx, s.subject, 1); err != nil {
+	// Everything before the tombstone goes, and nothing after it: a
+	// session that took the profile meanwhile (a steal) keeps its events,
+	// and a message sent after the tombstone stays for the next session.
+	if err := st.ledger.PurgeThrough(ctx, s.subject, tombSeq-1); err != nil {
 		return err
 	}
-	if err := st.ledger.PurgeSubject(ctx, st.names.Inbox(s.token), 0); err != nil {
+	if err := st.ledger.PurgeThrough(ctx, st.names.Inbox(s.token), tombSeq-1); err != nil {
 		return err
 	}
 	if err := st.snaps.Delete(ctx, s.key); err != nil {
@@ -78,16 +86,22 @@ func (st *Store[T]) erase(ctx context.Context, s *Session[T], fence uint64, user
 	s.mu.Lock()
 	l := s.lease
 	s.mu.Unlock()
-	err := st.leases.Release(ctx, l)
+	err = st.leases.Release(ctx, l)
 	s.renewMu.Unlock()
 	if err != nil {
 		st.log.Warn("lease not released after an erasure", logKey, s.key, logErr, err)
 	}
 	s.mu.Lock()
-	s.state, s.err = stateDone, ErrSessionEnded
-	s.mu.Unlock()
-	s.finish()
-	return nil
+	if s.state == stateDone { // lost meanwhile (a steal): that is what it is
+		s.mu.Unlock()
+	} else {
+		s.state, s.err = stateDone, ErrSessionEnded
+		s.mu.Unlock()
+		s.finish()
+	}
+	// A snapshot a previous holder was still saving may have landed after
+	// the first delete: delete again, now that nobody holds the profile.
+	return st.snaps.Delete(ctx, s.key)
 }
 
 // EraseUser erases every profile linked to the user id userID
@@ -109,12 +123,18 @@ func (st *Store[T]) EraseUser(ctx context.Context, userID string) (keys []string
 		if err != nil {
 			return keys, err
 		}
+		// The entry's revision before the look: an AddUserID that indexes
+		// the profile again while we look keeps its entry.
+		rev, err := st.users.revision(ctx, userID, key)
+		if err != nil {
+			return keys, err
+		}
 		l, err := st.load(ctx, key, token, 0, time.Time{})
 		if err != nil && !errors.Is(err, ErrBadEvent) {
 			return keys, fmt.Errorf("profileledger: erase user: read %q: %w", key, err)
 		}
 		if !contains(l.ps.userIDs, userID) {
-			if err := st.users.unlink(ctx, userID, key); err != nil {
+			if err := st.users.unlinkAt(ctx, userID, key, rev); err != nil {
 				return keys, err
 			}
 			continue

@@ -98,7 +98,8 @@ func TestASnapshotThatIsNotOfItsVersionsEventIsNotTrusted(t *testing.T) {
 		{"another session", epoch, "someone-else"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, err := snapshots.Encode(snapshots.Snapshot{Key: "k", Version: version, Epoch: tc.epoch, Session: tc.session, State: []byte(`{"coins":1000000,"inventory":[],"stats":{}}`)})
+			raw, err := snapshots.Encode(snapshots.Snapshot{Key: "k", Version: version, Epoch: tc.epoch, Session: tc.session,
+				State: []byte(`{"coins":1000000,"inventory":[],"stats":{}}`), Meta: map[string]string{"pl.state": "1"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +110,7 @@ func TestASnapshotThatIsNotOfItsVersionsEventIsNotTrusted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v.Data.Coins != 110 || len(v.Report.SkippedSnapshots) == 0 {
+			if v.Data.Coins != 110 || len(v.Report.SkippedSnapshots) == 0 || !contains(v.Report.SkippedSnapshots[0], "session") {
 				t.Fatalf("Get = %d coins, report %+v; want 110 from the log and the planted snapshot reported", v.Data.Coins, v.Report)
 			}
 		})
@@ -417,6 +418,51 @@ func TestLoadReportIsCappedAndCopied(t *testing.T) {
 		t.Fatal("LoadReport returned the session's own slice")
 	}
 	if err := s.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestASnapshotWithoutTheProfileStateIsNotUsed: a snapshot written by a
+// version from before the profile state (user ids, handled messages,
+// migrations) would read as a profile without them: during a rolling
+// deploy a newer server must replay instead of trusting it.
+func TestASnapshotWithoutTheProfileStateIsNotUsed(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	st := e.open(t, "players")
+	s := start(t, st, "k")
+	if err := s.AddUserID(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := snapshots.OpenKV(ctx, e.js, snapshots.KVConfig{Bucket: "PL_players_SNAPSHOTS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := kv.Load(ctx, "k", 0)
+	if err != nil || !l.Found {
+		t.Fatalf("no snapshot: %+v, %v", l, err)
+	}
+	old := l.Snapshot
+	old.Meta = nil // as the older version wrote it
+	raw, err := snapshots.Encode(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.PutRaw(ctx, "k", raw); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, "k")
+	if err != nil || len(info.UserIDs) != 1 {
+		t.Fatalf("Info = %+v, %v; want alice, from the log", info, err)
+	}
+	s2 := start(t, st, "k")
+	if ids := s2.UserIDs(); len(ids) != 1 || !contains(s2.LoadReport().SkippedSnapshots[0], "older version") {
+		t.Fatalf("user ids %v, report %+v", ids, s2.LoadReport())
+	}
+	if err := s2.End(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

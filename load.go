@@ -120,6 +120,9 @@ func (st *Store[T]) loadSnapshot(ctx context.Context, key string, maxVersion uin
 		}
 		for _, s := range found.Skipped {
 			msg := fmt.Sprintf("revision %d: %v", s.Revision, s.Err)
+			if slices.Contains(l.report.SkippedSnapshots, msg) {
+				continue // reported by an earlier attempt of this load
+			}
 			l.report.SkippedSnapshots = append(l.report.SkippedSnapshots, msg)
 			st.log.Warn("snapshot not trusted; falling back", logKey, key, logReason, msg)
 		}
@@ -127,6 +130,14 @@ func (st *Store[T]) loadSnapshot(ctx context.Context, key string, maxVersion uin
 			return nil, nil
 		}
 		snap := found.Snapshot
+		if snap.Meta[snapState] != snapStateVersion {
+			l.report.SkippedSnapshots = append(l.report.SkippedSnapshots, fmt.Sprintf("version %d: written without the profile's state (by an older version): not used", snap.Version))
+			if snap.Version <= 1 {
+				return nil, nil
+			}
+			maxVersion = snap.Version - 1
+			continue
+		}
 		doc, err := projector.Decode(snap.State)
 		if err != nil {
 			// Decode verified the checksum, so this is a snapshot we wrote

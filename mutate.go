@@ -78,7 +78,7 @@ func (s *Session[T]) submit(ctx context.Context, r *request[T]) error {
 	}
 	r.done = make(chan error, 1)
 	s.mu.Lock()
-	if s.state != stateActive {
+	if s.state != stateActive || s.erasing {
 		err := s.closedErrLocked()
 		s.mu.Unlock()
 		return err
@@ -174,9 +174,15 @@ func (s *Session[T]) commit(batch []*request[T]) {
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		s.mu.Lock()
-		// In deferred mode a commit appends nothing: the flush settles
-		// what is in doubt.
-		resync := s.resync && s.st.cfg.deferred == 0
+		// In deferred mode a commit appends nothing and the flush settles
+		// what is in doubt — except while an append's outcome is unknown
+		// that memory lacks (a trade): a change computed now, without it,
+		// would be replayed on top of it if it landed. Then this batch is
+		// read past the doubt and written through, fenced like a durable
+		// one: either the doubtful append landed and is folded first, or
+		// this append's fence makes sure it never lands.
+		deferred := s.st.cfg.deferred > 0 && !(len(s.uncertain) > 0 && len(s.unflushed) == 0)
+		resync := s.resync && !deferred
 		s.mu.Unlock()
 		if resync {
 			if err := s.resyncBy(ctx); err != nil {
@@ -221,7 +227,7 @@ func (s *Session[T]) commit(batch []*request[T]) {
 			ackAll(out, nil)
 			return
 		}
-		if s.st.cfg.deferred > 0 {
+		if deferred {
 			s.mu.Lock()
 			if s.state == stateDone {
 				err := s.err
@@ -307,6 +313,8 @@ func (s *Session[T]) commit(batch []*request[T]) {
 func (s *Session[T]) resyncBy(ctx context.Context) error {
 	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
 	defer cancel()
+	s.flushMu.Lock() // a deferred session's flush must not read past at the same time
+	defer s.flushMu.Unlock()
 	return s.readPast(ctx)
 }
 

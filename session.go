@@ -383,8 +383,10 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 		s.report = l.report
 		s.sinceSnap = l.report.Replayed + 1
 		s.mu.Unlock()
-		if s.sinceSnap >= st.cfg.snapshotEvery {
+		if s.sinceSnap >= st.cfg.snapshotEvery && !s.erasing {
+			s.mu.Lock()
 			s.snapshotLocked()
+			s.mu.Unlock()
 		}
 		return nil
 	}
@@ -535,9 +537,13 @@ func (s *Session[T]) End(ctx context.Context) error {
 
 func (s *Session[T]) end(ctx context.Context, reason string) error {
 	select {
-	case <-s.started:
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-s.started: // a started session ends (or is abandoned) even if ctx is over
+	default:
+		select {
+		case <-s.started:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	s.mu.Lock()
 	switch s.state {

@@ -54,9 +54,14 @@ func foldState(ps profileState, ev ledger.Event, stored time.Time) profileState 
 			ps.userIDs = slices.Delete(slices.Clone(ps.userIDs), i, i+1)
 		}
 	case ledger.TypeErased:
-		// A fresh profile from here on; the inbox's watermark stays, so a
+		// A fresh profile from here on; the inbox's watermark stays (the
+		// tombstone carries it: what came before it is purged), so a
 		// message handled before the erasure is never handled again.
-		ps = profileState{inbox: ps.inbox}
+		inbox := ps.inbox
+		if n, err := strconv.ParseUint(ev.Meta[ledger.MetaMsgSeq], 10, 64); err == nil && n > inbox {
+			inbox = n
+		}
+		ps = profileState{inbox: inbox}
 	}
 	// The server's time once the event is in the log; before that (an
 	// event this session just appended), the writer's, for people only.
@@ -80,9 +85,18 @@ const (
 	snapStarted = "pl.started"
 )
 
+// snapStateVersion marks a snapshot that carries the profile state. A
+// snapshot without it was written by a version before the profile state
+// existed: it is not used (the load replays), since its state would read
+// as empty — no migrations, no handled messages, no user ids.
+const (
+	snapState        = "pl.state"
+	snapStateVersion = "1"
+)
+
 // snapshotMeta is what a snapshot keeps of ps.
 func (ps profileState) snapshotMeta() map[string]string {
-	m := map[string]string{}
+	m := map[string]string{snapState: snapStateVersion}
 	if ps.migrated > 0 {
 		m[ledger.MetaMigrated], m[ledger.MetaMigration] = strconv.Itoa(ps.migrated), ps.migration
 	}
@@ -99,9 +113,6 @@ func (ps profileState) snapshotMeta() map[string]string {
 	}
 	if !ps.started.IsZero() {
 		m[snapStarted] = ps.started.UTC().Format(time.RFC3339Nano)
-	}
-	if len(m) == 0 {
-		return nil
 	}
 	return m
 }

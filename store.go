@@ -297,7 +297,7 @@ func (st *Store[T]) onControl(m *nats.Msg) {
 	}
 	st.mu.Lock()
 	s := st.sessions[req.Key]
-	if s == nil || s.id != req.Session || st.closed {
+	if s == nil || s.id != req.Session || st.closed || s.erasing {
 		st.mu.Unlock()
 		return // not ours (any more): no reply; the contender waits for the lease
 	}

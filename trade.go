@@ -147,7 +147,7 @@ func trade[T any](ctx context.Context, eventType string, a, b *Session[T], fn fu
 			a.commitTrade(na, seqs[0])
 			b.commitTrade(nb, seqs[1])
 			return nil
-		case errors.As(err, &conflict) && errors.Is(err, ledger.ErrFenced):
+		case errors.As(err, &conflict) && (errors.Is(err, ledger.ErrFenced) || errors.Is(err, ledger.ErrRewound)):
 			lost := a
 			if conflict.Subject == b.subject {
 				lost = b

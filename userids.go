@@ -61,10 +61,21 @@ func (s *Session[T]) RemoveUserID(ctx context.Context, id string) error {
 	if !slices.Contains(s.UserIDs(), id) {
 		return nil
 	}
+	// The index entry as it is before the event: if an AddUserID (this
+	// session's or a later holder's) writes it again meanwhile, it stays.
+	rev, err := s.st.users.revision(ctx, id, s.key)
+	if err != nil {
+		return err
+	}
 	if err := s.userIDEvent(ctx, ledger.TypeUserIDRemoved, id); err != nil {
 		return err
 	}
-	return s.st.users.unlink(ctx, id, s.key)
+	// In deferred mode the event is in memory only: the entry goes once the
+	// log has it, or never (a lost session keeps the id in the log).
+	if err := s.Flush(ctx); err != nil {
+		return err
+	}
+	return s.st.users.unlinkAt(ctx, id, s.key, rev)
 }
 
 // UserIDs returns the profile's user ids, sorted (ProfileStore's UserIds).
@@ -129,6 +140,44 @@ func (x *userIndex) link(ctx context.Context, userID, key string) error {
 	defer cancel()
 	if _, err := x.kv.Put(ctx, k, []byte(key)); err != nil {
 		return fmt.Errorf("profileledger: index user id: %w", err)
+	}
+	return nil
+}
+
+// revision returns the index entry's current revision (0 if there is
+// none), for unlinkAt.
+func (x *userIndex) revision(ctx context.Context, userID, key string) (uint64, error) {
+	k, err := indexKey(userID, key)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
+	defer cancel()
+	e, err := x.kv.Get(ctx, k)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("profileledger: read user-id index: %w", err)
+	}
+	return e.Revision(), nil
+}
+
+// unlinkAt removes the index entry only if it is still at revision rev: an
+// entry written again since (a concurrent AddUserID) stays.
+func (x *userIndex) unlinkAt(ctx context.Context, userID, key string, rev uint64) error {
+	if rev == 0 {
+		return nil
+	}
+	k, err := indexKey(userID, key)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
+	defer cancel()
+	err = x.kv.Delete(ctx, k, jetstream.LastRevision(rev))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("profileledger: unindex user id: %w", err)
 	}
 	return nil
 }

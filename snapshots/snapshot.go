@@ -126,8 +126,10 @@ func Encode(s Snapshot) ([]byte, error) {
 // plus the other fields.
 const maxHeaderLen = 6*keys.MaxKeyLen + 6*MaxMetaLen + 256
 
-// MaxMetaLen bounds a snapshot's Meta: its keys and values together.
-const MaxMetaLen = 1024
+// MaxMetaLen bounds a snapshot's Meta: its keys and values together. It
+// holds a profile's user ids (up to 32 of up to 128 bytes, JSON-encoded,
+// each byte perhaps escaped) among the rest.
+const MaxMetaLen = 32 << 10
 
 // Decode parses and verifies an encoded snapshot. Every error wraps
 // ErrCorrupt and says what is wrong. The returned State aliases data.
