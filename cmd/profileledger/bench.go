@@ -68,6 +68,10 @@ type benchSize struct {
 	messages     int // message_delivery_*: latency samples
 	burst        int // message_handled_tput: messages per burst
 	bursts       int // message_handled_tput: bursts
+	// dupes_100k_events_s and export_vs_raw_read: profiles at each of
+	// three sizes, of dupesEvents events each.
+	dupesProfiles [3]int
+	dupesEvents   int
 }
 
 var defaultBenchSize = benchSize{
@@ -75,6 +79,7 @@ var defaultBenchSize = benchSize{
 	sessions: 1000, history: [4]int{10, 1000, 10000, 100000}, handovers: 1000,
 	crashers: 8, crashRounds: 3, leaseTTL: time.Second, idleSessions: 10000,
 	messages: 2000, burst: 1000, bursts: 5,
+	dupesProfiles: [3]int{250, 500, 1000}, dupesEvents: 100,
 }
 
 var quickBenchSize = benchSize{
@@ -82,6 +87,7 @@ var quickBenchSize = benchSize{
 	sessions: 250, history: [4]int{10, 1000, 5000, 10000}, handovers: 200,
 	crashers: 4, crashRounds: 1, leaseTTL: time.Second, idleSessions: 1000,
 	messages: 200, burst: 200, bursts: 2,
+	dupesProfiles: [3]int{50, 100, 200}, dupesEvents: 50,
 }
 
 // benchQuickSize is what -quick runs. Tests shrink it further.

@@ -60,6 +60,9 @@ var benchSpecs = []benchSpec{
 	{"message_delivery_p50_us", "message delivery to a live holder, p50: Message returning to the handler running", "", benchTarget{text: "report"}},
 	{"message_delivery_p99_us", "message delivery to a live holder, p99", "", benchTarget{text: "report"}},
 	{"message_handled_tput", "messages handled per second, a burst waiting in a held profile's inbox", "", benchTarget{text: "report"}},
+	{"export_vs_raw_read", "events per second through export (JSON Lines to io.Discard), 100,000 events",
+		"raw ordered consumer", benchTarget{"ratio ≥ 0.5", true, false, 0.5}},
+	{"dupes_100k_events_s", "dupes over 1,000 profiles and 100,000 events (the note: three sizes, for linear growth)", "", benchTarget{text: "report"}},
 }
 
 func benchSpecOf(name string) *benchSpec {
@@ -116,6 +119,7 @@ var benchScenarios = []benchScenario{
 	{"take-over", []string{"takeover_dead_vs_ttl"}, benchTakeover},
 	{"trade", []string{"trade_tput"}, benchTrade},
 	{"messages", []string{"message_delivery_p50_us", "message_delivery_p99_us", "message_handled_tput"}, benchMessages},
+	{"investigate", []string{"export_vs_raw_read", "dupes_100k_events_s"}, benchInvestigate},
 }
 
 // benchRun is what scenarios share.

@@ -16,6 +16,7 @@ var tinyBenchSize = benchSize{
 	sessions: 32, history: [4]int{10, 40, 100, 200}, handovers: 10,
 	crashers: 2, crashRounds: 1, leaseTTL: time.Second, idleSessions: 300,
 	messages: 20, burst: 20, bursts: 1,
+	dupesProfiles: [3]int{4, 8, 16}, dupesEvents: 10,
 }
 
 // useTinyBench makes -quick run tinyBenchSize for the rest of the test.
@@ -37,6 +38,8 @@ var benchResultNames = []string{
 	"aggregate_tput_vs_sync", "sync_16_vs_async", "aggregate_1k_goroutines_vs_async",
 	// Messages (issue 10).
 	"message_delivery_p50_us", "message_delivery_p99_us", "message_handled_tput",
+	// Investigation (issue 11).
+	"export_vs_raw_read", "dupes_100k_events_s",
 }
 
 func TestBenchQuickRuns(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/investigate"
 )
 
 // storeName is the demo's store: stream PL_players, subjects pl.players.>.
@@ -34,6 +35,7 @@ type demoConfig struct {
 	verbose  bool
 	metrics  string // serve /metrics at this address
 	hold     bool   // keep serving /metrics after the summary
+	keep     string // keep the NATS data in this directory
 }
 
 const demoDescription = `
@@ -71,6 +73,7 @@ func (m *Main) runDemo(ctx context.Context, args []string) int {
 	fs.BoolVar(&cfg.verbose, "v", false, "log the library's warnings to stderr")
 	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`host:port`/metrics (port 0 picks a free port; the address is printed)")
 	fs.BoolVar(&cfg.hold, "hold", false, "with -metrics: after the summary, keep serving /metrics until interrupted")
+	fs.StringVar(&cfg.keep, "keep", "", "keep the NATS data in `dir` instead of a temporary directory, for \"profileledger serve -data dir\" and the investigation commands (log, trace, dupes, ...)")
 	if code, ok := m.parse(fs, args); !ok {
 		return code
 	}
@@ -166,11 +169,17 @@ type gameServer struct {
 // runDemo runs the demo and returns its summary. An error means the demo
 // could not run (or was interrupted), not that a check failed.
 func runDemo(ctx context.Context, cfg demoConfig, out io.Writer, log *slog.Logger, ms *metricsServer) (*summary, error) {
-	dir, err := os.MkdirTemp("", "profileledger-demo-")
-	if err != nil {
+	dir, kept := cfg.keep, "kept: profileledger serve -data "+cfg.keep+" serves it"
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "profileledger-demo-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		kept = "removed at the end"
+	} else if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
 	ns, err := startNATS(natsConfig{host: "127.0.0.1", port: server.RANDOM_PORT, dir: dir})
 	if err != nil {
 		return nil, err
@@ -182,7 +191,7 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer, log *slog.Logge
 	defer d.shutdown() // before the NATS server stops; a no-op after a clean run
 	fmt.Fprintf(out, "profileledger demo: %d game servers, %d players, %v, lease TTL %v, seed %d\n",
 		cfg.servers, cfg.players, cfg.duration, cfg.leaseTTL, cfg.seed)
-	fmt.Fprintf(out, "  NATS with JetStream at %s, store in %s (removed at the end)\n", url, dir)
+	fmt.Fprintf(out, "  NATS with JetStream at %s, store in %s (%s)\n", url, dir, kept)
 	if ms != nil {
 		fmt.Fprintf(out, "  metrics at %s\n", ms.url)
 	}
@@ -444,5 +453,37 @@ func (d *demo) verify(ctx context.Context, url string) (*verification, error) {
 	if v.Gifts, err = d.checkGifts(ctx, st, v); err != nil {
 		return nil, fmt.Errorf("verify gifts: %w", err)
 	}
+	// Last, what an operator would run from cron: the dupes command.
+	if err := checkDupes(ctx, st, v); err != nil {
+		return nil, fmt.Errorf("verify dupes: %w", err)
+	}
 	return v, nil
+}
+
+// demoDupesPattern is where the demo's players hold values that must be
+// unique across the store: the minted gems, moved only by trades.
+const demoDupesPattern = "/gems/*"
+
+// checkDupes runs the dupes command's scan (investigate.Dupes) over the
+// demo's store and counts what it finds in v, each as a problem naming
+// the event that duplicated the value.
+func checkDupes(ctx context.Context, st *profileledger.Store[Player], v *verification) error {
+	pattern, err := investigate.ParsePattern(demoDupesPattern)
+	if err != nil {
+		return err
+	}
+	rep, err := investigate.Dupes(ctx, investigate.FromStore(st), pattern)
+	if err != nil {
+		return err
+	}
+	v.Dupes = len(rep.Dupes)
+	for _, d := range rep.Dupes {
+		for _, o := range d.Trace.Origins() {
+			v.problem("dupes: %s duplicated into %q at seq %d by event %s (%s)", d.Value, o.Key, o.Seq, o.EventID, o.How)
+		}
+		if len(d.Trace.Origins()) == 0 {
+			v.problem("dupes: %s is held %d times", d.Value, len(d.At))
+		}
+	}
+	return nil
 }

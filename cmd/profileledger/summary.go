@@ -166,6 +166,7 @@ func (s *summary) writeText(w io.Writer) error {
 	line("  gems duplicated: %d", v.GemsDuplicated)
 	line("  gems lost: %d", v.GemsLost)
 	line("  gold created or destroyed: %d", v.GoldDelta)
+	line("  dupes (the dupes command, -path %s): %d", demoDupesPattern, v.Dupes)
 	g := v.Gifts
 	line("  gifts (Store.Message, handled by the sessions): %d sent, %d acknowledged, %d handled (%d after play); lost %d, handled twice %d, misplaced %d, unknown %d",
 		g.Sent, g.Acked, g.Handled, g.Drained, g.Lost, g.Duplicated, g.Misplaced, g.Unknown)

@@ -16,21 +16,24 @@ import (
 
 // verification is what reading back every player's log found.
 type verification struct {
-	Profiles        int        `json:"profiles"`
-	Events          int        `json:"events"`
-	Lost            int        `json:"lost"`             // acknowledged, not in the data
-	Duplicated      int        `json:"duplicated"`       // in the data more than once
-	RejectedPresent int        `json:"rejected_present"` // rejected, yet in the data
-	UncertainLanded int        `json:"uncertain_landed"` // uncertain, and in the data once
-	UnknownItems    int        `json:"unknown_items"`    // in the data, never tried
-	CoinMismatches  int        `json:"coin_mismatches"`  // profiles whose coins are not the template plus their items' coins
-	OrderViolations int        `json:"order_violations"` // acknowledged loop items out of acknowledgement order
-	GetMismatches   int        `json:"get_mismatches"`   // profiles whose Store.Get differs from the fold of the log
-	AuditViolations int        `json:"audit_violations"`
-	GemsDuplicated  int        `json:"gems_duplicated"` // a gem owned by two players (or twice by one)
-	GemsLost        int        `json:"gems_lost"`       // a minted gem owned by nobody
-	GoldDelta       int        `json:"gold_delta"`      // total gold minus the total minted
-	Gifts           giftReport `json:"gifts"`
+	Profiles        int `json:"profiles"`
+	Events          int `json:"events"`
+	Lost            int `json:"lost"`             // acknowledged, not in the data
+	Duplicated      int `json:"duplicated"`       // in the data more than once
+	RejectedPresent int `json:"rejected_present"` // rejected, yet in the data
+	UncertainLanded int `json:"uncertain_landed"` // uncertain, and in the data once
+	UnknownItems    int `json:"unknown_items"`    // in the data, never tried
+	CoinMismatches  int `json:"coin_mismatches"`  // profiles whose coins are not the template plus their items' coins
+	OrderViolations int `json:"order_violations"` // acknowledged loop items out of acknowledgement order
+	GetMismatches   int `json:"get_mismatches"`   // profiles whose Store.Get differs from the fold of the log
+	AuditViolations int `json:"audit_violations"`
+	GemsDuplicated  int `json:"gems_duplicated"` // a gem owned by two players (or twice by one)
+	GemsLost        int `json:"gems_lost"`       // a minted gem owned by nobody
+	GoldDelta       int `json:"gold_delta"`      // total gold minus the total minted
+	// Dupes is what the dupes command finds in the store at the end
+	// (investigate.Dupes over demoDupesPattern): values held twice.
+	Dupes int        `json:"dupes"`
+	Gifts giftReport `json:"gifts"`
 
 	gemOwner  map[string]string
 	goldTotal int
@@ -40,7 +43,7 @@ type verification struct {
 func (v *verification) ok() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.RejectedPresent == 0 && v.UnknownItems == 0 &&
 		v.CoinMismatches == 0 && v.OrderViolations == 0 && v.GetMismatches == 0 && v.AuditViolations == 0 &&
-		v.GemsDuplicated == 0 && v.GemsLost == 0 && v.GoldDelta == 0 && v.Gifts.ok() &&
+		v.GemsDuplicated == 0 && v.GemsLost == 0 && v.GoldDelta == 0 && v.Gifts.ok() && v.Dupes == 0 &&
 		len(v.Problems) == 0
 }
 

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/profileledger/profileledger/investigate"
+)
+
+const dupesDescription = `
+Scans every profile's current data for values at the locations -path
+matches (* is any member or element: /inventory/*/id, /inventory/*) that
+are held in more than one profile, or twice in one, and prints the trace
+of each: who holds it, how it got there, and the event that duplicated it.
+
+Exits 1 if any dupe is found (or the scan fails), 0 if none: a check to
+run from cron. Progress goes to standard error; Ctrl-C stops the scan.`
+
+func (m *Main) runDupes(ctx context.Context, args []string) int {
+	fs := m.newFlagSet("dupes", "[flags] <store> -path <pattern>", dupesDescription)
+	nf := addNATSFlags(fs, time.Hour)
+	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	path := fs.String("path", "", "where the values are, with * for any member or element (`pattern`, required)")
+	quiet := fs.Bool("quiet", false, "no progress on standard error")
+	pos, code, ok := m.parseArgs(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return m.usageError(fs, "want one store, got %d arguments", len(pos))
+	}
+	if *path == "" {
+		return m.usageError(fs, "-path is required (e.g. -path '/inventory/*/id')")
+	}
+	if err := nf.check(); err != nil {
+		return m.usageError(fs, "%v", err)
+	}
+	pattern, err := investigate.ParsePattern(*path)
+	if err != nil {
+		return m.usageError(fs, "-path: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, nf.timeout)
+	defer cancel()
+	iv, err := openInvestigation(ctx, nf, "dupes", pos[0])
+	if err != nil {
+		return m.fail("dupes", err)
+	}
+	defer iv.close()
+	var opts []investigate.ScanOption
+	if !*quiet {
+		fn, done := progress(m.stderr, "dupes")
+		defer done()
+		opts = append(opts, investigate.WithProgress(fn))
+	}
+	rep, err := investigate.Dupes(ctx, iv.src, pattern, opts...)
+	if err != nil {
+		return m.fail("dupes", err)
+	}
+	if *asJSON {
+		writeJSON(m.stdout, rep)
+	} else {
+		p := painter(isTerminal(m.stdout))
+		summary := fmt.Sprintf("%d dupe(s) found", len(rep.Dupes))
+		if len(rep.Dupes) > 0 {
+			summary = p.red(summary)
+		} else {
+			summary = p.green(summary)
+		}
+		fmt.Fprintf(m.stdout, "store %s, %s: %d profiles, %d values; %s\n", pos[0], rep.Pattern, rep.Profiles, rep.Values, summary)
+		for _, d := range rep.Dupes {
+			at := make([]string, len(d.At))
+			for i, l := range d.At {
+				at[i] = fmt.Sprintf("%q %s", l.Key, l.Path)
+			}
+			fmt.Fprintf(m.stdout, "\n== %s at %s\n", d.Value, strings.Join(at, "; "))
+			printTrace(m.stdout, p, d.Trace)
+		}
+	}
+	if len(rep.Dupes) > 0 {
+		return exitFail
+	}
+	return exitOK
+}
