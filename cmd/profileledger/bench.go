@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
-	"os"
-	"runtime/pprof"
-	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
+
+	"github.com/profileledger/profileledger/internal/benchrun"
 )
 
 const benchDescription = `
@@ -40,93 +37,37 @@ process's CPU time per operation (with the embedded server, its work too).
 Results (-only takes a comma-separated list of these names):
 `
 
-// benchConfig is bench's flags.
-type benchConfig struct {
-	json       bool
-	server     string
-	only       map[string]bool // nil: all
-	verbose    bool
-	cpuprofile string
-	size       benchSize
-}
-
-// benchSize scales the bench. Names of results keep their nominal sizes
-// ("start_p50_100k"); the notes say what ran.
-type benchSize struct {
-	label        string
-	samples      int           // latency samples per side of the Mutate figures
-	startSamples int           // StartSession samples per history size
-	rounds       int           // throughput rounds per side
-	round        time.Duration // one throughput round of one side
-	sessions     int           // aggregate_tput_vs_async: sessions (16 workers)
-	history      [4]int        // start: the 10, 1k, 10k and 100k histories
-	handovers    int
-	crashers     int // takeover_dead_vs_ttl: crashed holders per round
-	crashRounds  int
-	leaseTTL     time.Duration // takeover_dead_vs_ttl
-	idleSessions int
-	messages     int // message_delivery_*: latency samples
-	burst        int // message_handled_tput: messages per burst
-	bursts       int // message_handled_tput: bursts
-	// dupes_100k_events_s and export_vs_raw_read: profiles at each of
-	// three sizes, of dupesEvents events each.
-	dupesProfiles [3]int
-	dupesEvents   int
-}
-
-var defaultBenchSize = benchSize{
-	label: "default", samples: 3000, startSamples: 500, rounds: 10, round: 250 * time.Millisecond,
-	sessions: 1000, history: [4]int{10, 1000, 10000, 100000}, handovers: 1000,
-	crashers: 8, crashRounds: 3, leaseTTL: time.Second, idleSessions: 10000,
-	messages: 2000, burst: 1000, bursts: 5,
-	dupesProfiles: [3]int{250, 500, 1000}, dupesEvents: 100,
-}
-
-var quickBenchSize = benchSize{
-	label: "quick", samples: 300, startSamples: 100, rounds: 4, round: 100 * time.Millisecond,
-	sessions: 250, history: [4]int{10, 1000, 5000, 10000}, handovers: 200,
-	crashers: 4, crashRounds: 1, leaseTTL: time.Second, idleSessions: 1000,
-	messages: 200, burst: 200, bursts: 2,
-	dupesProfiles: [3]int{50, 100, 200}, dupesEvents: 50,
-}
-
 // benchQuickSize is what -quick runs. Tests shrink it further.
-var benchQuickSize = quickBenchSize
-
-// Fixed by the figures' definitions.
-const (
-	groupCommitWorkers = 8
-	aggregateWorkers   = 16
-)
+var benchQuickSize = benchrun.QuickSize
 
 func (m *Main) runBench(ctx context.Context, args []string) int {
 	fs := m.newFlagSet("bench", "[flags]", benchDescription+benchResultsHelp())
-	var cfg benchConfig
-	var quick bool
+	var cfg benchrun.Config
+	var asJSON, quick, verbose bool
 	var only string
-	var over benchSize
-	fs.BoolVar(&cfg.json, "json", false, "print one JSON object {machine, run, results} instead of the table")
-	fs.StringVar(&cfg.server, "server", "", "NATS `URL` of a running server (default: an embedded server)")
+	var over benchrun.Size
+	fs.BoolVar(&asJSON, "json", false, "print one JSON object {machine, run, results} instead of the table")
+	fs.StringVar(&cfg.Server, "server", "", "NATS `URL` of a running server (default: an embedded server)")
 	fs.BoolVar(&quick, "quick", false, "small sizes: the whole run in under 10 s")
 	fs.StringVar(&only, "only", "", "run only these results (`names`, comma-separated)")
-	fs.BoolVar(&cfg.verbose, "v", false, "print progress and the library's warnings to stderr")
-	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the scenarios (and, embedded, the NATS server) to `file`")
-	fs.IntVar(&over.samples, "samples", 0, "latency samples per side of the Mutate figures (`n`)")
-	fs.IntVar(&over.startSamples, "start-samples", 0, "StartSession samples per history size (`n`)")
-	fs.IntVar(&over.rounds, "rounds", 0, "throughput rounds per side (`n`)")
-	fs.DurationVar(&over.round, "round", 0, "length of one throughput round of one side")
-	fs.IntVar(&over.sessions, "sessions", 0, "sessions of aggregate_tput_vs_async (`n`)")
-	fs.IntVar(&over.history[3], "history", 0, "events of the largest history, start_p50_100k (`n`)")
-	fs.IntVar(&over.handovers, "handovers", 0, "hand-overs of handover_p99_ms (`n`)")
-	fs.IntVar(&over.idleSessions, "idle", 0, "sessions of idle_session_heap_bytes (`n`)")
-	fs.IntVar(&over.messages, "messages", 0, "delivery samples of message_delivery_p50_us and _p99_us (`n`)")
-	fs.IntVar(&over.burst, "burst", 0, "messages per burst of message_handled_tput (`n`)")
+	fs.BoolVar(&verbose, "v", false, "print progress and the library's warnings to stderr")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the scenarios (and, embedded, the NATS server) to `file`")
+	fs.IntVar(&over.Samples, "samples", 0, "latency samples per side of the Mutate figures (`n`)")
+	fs.IntVar(&over.StartSamples, "start-samples", 0, "StartSession samples per history size (`n`)")
+	fs.IntVar(&over.Rounds, "rounds", 0, "throughput rounds per side (`n`)")
+	fs.DurationVar(&over.Round, "round", 0, "length of one throughput round of one side")
+	fs.IntVar(&over.Sessions, "sessions", 0, "sessions of aggregate_tput_vs_async (`n`)")
+	fs.IntVar(&over.History[3], "history", 0, "events of the largest history, start_p50_100k (`n`)")
+	fs.IntVar(&over.Handovers, "handovers", 0, "hand-overs of handover_p99_ms (`n`)")
+	fs.IntVar(&over.IdleSessions, "idle", 0, "sessions of idle_session_heap_bytes (`n`)")
+	fs.IntVar(&over.Messages, "messages", 0, "delivery samples of message_delivery_p50_us and _p99_us (`n`)")
+	fs.IntVar(&over.Burst, "burst", 0, "messages per burst of message_handled_tput (`n`)")
 	if code, ok := m.parse(fs, args); !ok {
 		return code
 	}
-	cfg.size = defaultBenchSize
+	cfg.Size = benchrun.DefaultSize
 	if quick {
-		cfg.size = benchQuickSize
+		cfg.Size = benchQuickSize
 	}
 	for _, f := range []struct {
 		name string
@@ -134,15 +75,15 @@ func (m *Main) runBench(ctx context.Context, args []string) int {
 		dst  *int
 		min  int
 	}{
-		{"samples", over.samples, &cfg.size.samples, 1},
-		{"start-samples", over.startSamples, &cfg.size.startSamples, 1},
-		{"rounds", over.rounds, &cfg.size.rounds, 1},
-		{"sessions", over.sessions, &cfg.size.sessions, aggregateWorkers},
-		{"history", over.history[3], &cfg.size.history[3], cfg.size.history[2]},
-		{"handovers", over.handovers, &cfg.size.handovers, 1},
-		{"idle", over.idleSessions, &cfg.size.idleSessions, 1},
-		{"messages", over.messages, &cfg.size.messages, 1},
-		{"burst", over.burst, &cfg.size.burst, 1},
+		{"samples", over.Samples, &cfg.Size.Samples, 1},
+		{"start-samples", over.StartSamples, &cfg.Size.StartSamples, 1},
+		{"rounds", over.Rounds, &cfg.Size.Rounds, 1},
+		{"sessions", over.Sessions, &cfg.Size.Sessions, benchrun.AggregateWorkers},
+		{"history", over.History[3], &cfg.Size.History[3], cfg.Size.History[2]},
+		{"handovers", over.Handovers, &cfg.Size.Handovers, 1},
+		{"idle", over.IdleSessions, &cfg.Size.IdleSessions, 1},
+		{"messages", over.Messages, &cfg.Size.Messages, 1},
+		{"burst", over.Burst, &cfg.Size.Burst, 1},
 	} {
 		switch {
 		case f.v == 0:
@@ -153,34 +94,36 @@ func (m *Main) runBench(ctx context.Context, args []string) int {
 		}
 	}
 	switch {
-	case over.round < 0:
-		return m.usageError(fs, "-round %v: must be positive", over.round)
-	case over.round > 0:
-		cfg.size.round = over.round
+	case over.Round < 0:
+		return m.usageError(fs, "-round %v: must be positive", over.Round)
+	case over.Round > 0:
+		cfg.Size.Round = over.Round
 	}
 	if only != "" {
-		cfg.only = map[string]bool{}
+		known := map[string]bool{}
+		for _, s := range benchrun.Specs() {
+			known[s.Name] = true
+		}
+		cfg.Only = map[string]bool{}
 		for _, n := range strings.Split(only, ",") {
 			n = strings.TrimSpace(n)
-			if benchSpecOf(n) == nil {
+			if !known[n] {
 				return m.usageError(fs, "-only: unknown result %q", n)
 			}
-			cfg.only[n] = true
+			cfg.Only[n] = true
 		}
 	}
-	progress := io.Discard
-	logger := slog.New(slog.DiscardHandler)
-	if cfg.verbose {
-		progress = m.stderr
-		logger = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if verbose {
+		cfg.Progress = m.stderr
+		cfg.Log = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	rep, err := runBench(ctx, cfg, progress, logger)
+	rep, err := benchrun.Run(ctx, cfg)
 	if rep != nil {
 		var werr error
-		if cfg.json {
-			werr = rep.writeJSON(m.stdout)
+		if asJSON {
+			werr = writeBenchJSON(m.stdout, rep)
 		} else {
-			werr = rep.writeText(m.stdout)
+			werr = writeBenchText(m.stdout, rep)
 		}
 		err = errors.Join(err, werr)
 	}
@@ -191,133 +134,15 @@ func (m *Main) runBench(ctx context.Context, args []string) int {
 	return exitOK
 }
 
-// benchReport is what bench prints.
-type benchReport struct {
-	Machine benchMachine  `json:"machine"`
-	Run     benchRunInfo  `json:"run"`
-	Results []benchResult `json:"results"`
-}
-
-// benchRunInfo says how the run was made.
-type benchRunInfo struct {
-	Size    string    `json:"size"`
-	Started time.Time `json:"started"`
-	Seconds float64   `json:"seconds"`
-	// LoadBefore and LoadAfter are the system's load averages (1, 5, 15
-	// minutes) before and after the run, where the system says: other
-	// work on the machine shows here, and in every figure.
-	LoadBefore string   `json:"load_before,omitempty"`
-	LoadAfter  string   `json:"load_after,omitempty"`
-	Failures   []string `json:"failures,omitempty"` // scenarios that could not run
-}
-
-// benchResult is one figure.
-type benchResult struct {
-	Name  string  `json:"name"`
-	Value float64 `json:"value"`
-	Unit  string  `json:"unit"`
-	// Baseline says what Ratio compares Value with ("" for none).
-	Baseline string `json:"baseline"`
-	// BaselineValue is the baseline's figure, in Unit.
-	BaselineValue *float64 `json:"baseline_value,omitempty"`
-	// Ratio is Value over BaselineValue (null without a baseline).
-	Ratio  *float64 `json:"ratio"`
-	Target string   `json:"target,omitempty"`
-	// Met says whether Value or Ratio meets Target (null: nothing to meet).
-	Met  *bool  `json:"met,omitempty"`
-	Note string `json:"note,omitempty"`
-}
-
-// runBench runs the scenarios that produce the wanted results. A scenario
-// that fails is reported in the returned error and in the report's
-// failures; the others still run. The report is nil only if nothing could
-// run at all.
-func runBench(ctx context.Context, cfg benchConfig, progress io.Writer, log *slog.Logger) (*benchReport, error) {
-	start := time.Now()
-	env, err := newBenchEnv(ctx, cfg.server, log, progress)
-	if err != nil {
-		return nil, err
-	}
-	defer env.close()
-	r := &benchRun{env: env, size: cfg.size, progress: progress}
-	rep := &benchReport{Machine: env.machine(), Run: benchRunInfo{Size: cfg.size.label, Started: start.UTC(), LoadBefore: loadAverage()}}
-
-	if cfg.cpuprofile != "" {
-		f, err := os.Create(cfg.cpuprofile)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	want := func(name string) bool { return cfg.only == nil || cfg.only[name] }
-	var errs []error
-	for _, sc := range benchScenarios {
-		if !slices.ContainsFunc(sc.results, want) {
-			continue
-		}
-		if ctx.Err() != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", sc.name, ctx.Err()))
-			break
-		}
-		fmt.Fprintf(progress, "bench %6.1fs  %s ...\n", time.Since(start).Seconds(), sc.name)
-		t0 := time.Now()
-		res, err := sc.run(ctx, r, want)
-		if err != nil {
-			err = fmt.Errorf("%s: %w", sc.name, err)
-			errs = append(errs, err)
-			rep.Run.Failures = append(rep.Run.Failures, err.Error())
-			fmt.Fprintf(progress, "bench          %s failed after %v: %v\n", sc.name, time.Since(t0).Round(time.Millisecond), err)
-			continue
-		}
-		for _, res := range res {
-			if want(res.Name) {
-				rep.Results = append(rep.Results, judge(res))
-			}
-		}
-		fmt.Fprintf(progress, "bench          %s took %v\n", sc.name, time.Since(t0).Round(time.Millisecond))
-	}
-	slices.SortStableFunc(rep.Results, func(a, b benchResult) int { return specIndex(a.Name) - specIndex(b.Name) })
-	rep.Run.Seconds = math.Round(time.Since(start).Seconds()*10) / 10
-	rep.Run.LoadAfter = loadAverage()
-	return rep, errors.Join(errs...)
-}
-
-// judge fills in res's target from its spec and whether it is met.
-func judge(res benchResult) benchResult {
-	spec := benchSpecOf(res.Name)
-	if spec == nil {
-		return res
-	}
-	res.Target = spec.target.text
-	if spec.target.limit == 0 {
-		return res
-	}
-	v := res.Value
-	if spec.target.ofRatio {
-		if res.Ratio == nil {
-			return res
-		}
-		v = *res.Ratio
-	}
-	met := v <= spec.target.limit
-	if !spec.target.atMost {
-		met = v >= spec.target.limit
-	}
-	res.Met = &met
-	return res
-}
-
-func (rep *benchReport) writeJSON(w io.Writer) error {
+// writeBenchJSON prints rep as one JSON object.
+func writeBenchJSON(w io.Writer, rep *benchrun.Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
 }
 
-func (rep *benchReport) writeText(w io.Writer) error {
+// writeBenchText prints rep as a table of the results, then their notes.
+func writeBenchText(w io.Writer, rep *benchrun.Report) error {
 	m := rep.Machine
 	fmt.Fprintf(w, "profileledger bench (%s size, %.1fs): %s %s/%s, %d CPUs (GOMAXPROCS %d), nats-server %s (%s, %s storage)\n",
 		rep.Run.Size, rep.Run.Seconds, m.Go, m.GOOS, m.GOARCH, m.CPUs, m.GOMAXPROCS, m.NATSServer, m.Server, m.Storage)
@@ -369,34 +194,25 @@ func (rep *benchReport) writeText(w io.Writer) error {
 // formatValue prints v with the precision its unit deserves.
 func formatValue(v float64, unit string) string {
 	switch unit {
-	case unitMicros:
+	case benchrun.UnitMicros:
 		return fmt.Sprintf("%.1f", v)
-	case unitMillis:
+	case benchrun.UnitMillis:
 		return fmt.Sprintf("%.2f", v)
-	case unitSeconds:
+	case benchrun.UnitSeconds:
 		return fmt.Sprintf("%.3f", v)
 	}
 	return fmt.Sprintf("%.0f", v)
 }
 
-// Units of results.
-const (
-	unitMicros  = "µs"
-	unitMillis  = "ms"
-	unitSeconds = "s"
-	unitRate    = "ops/s"
-	unitBytes   = "B"
-)
-
-// ratioOf returns a/b, rounded, nil if b is 0.
-func ratioOf(a, b float64) *float64 {
-	if b == 0 {
-		return nil
+// benchResultsHelp lists the results for the usage text.
+func benchResultsHelp() string {
+	var b strings.Builder
+	for _, s := range benchrun.Specs() {
+		fmt.Fprintf(&b, "\n  %-32s %s", s.Name, s.What)
+		if s.Baseline != "" {
+			fmt.Fprintf(&b, "; vs %s", s.Baseline)
+		}
+		fmt.Fprintf(&b, "; target: %s", s.Target)
 	}
-	return ptr(round3(a / b))
+	return b.String()
 }
-
-// round3 rounds v to three decimals.
-func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
-
-func ptr(v float64) *float64 { return &v }

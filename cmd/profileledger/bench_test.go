@@ -3,20 +3,20 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/profileledger/profileledger/internal/benchrun"
 )
 
 // tinyBenchSize is -quick shrunk for tests: every scenario runs, briefly.
-var tinyBenchSize = benchSize{
-	label: "quick (test)", samples: 20, startSamples: 10, rounds: 2, round: 30 * time.Millisecond,
-	sessions: 32, history: [4]int{10, 40, 100, 200}, handovers: 10,
-	crashers: 2, crashRounds: 1, leaseTTL: time.Second, idleSessions: 300,
-	messages: 20, burst: 20, bursts: 1,
-	dupesProfiles: [3]int{4, 8, 16}, dupesEvents: 10,
+var tinyBenchSize = benchrun.Size{
+	Label: "quick (test)", Samples: 20, StartSamples: 10, Rounds: 2, Round: 30 * time.Millisecond,
+	Sessions: 32, History: [4]int{10, 40, 100, 200}, Handovers: 10,
+	Crashers: 2, CrashRounds: 1, LeaseTTL: time.Second, IdleSessions: 300,
+	Messages: 20, Burst: 20, Bursts: 1,
+	DupesProfiles: [3]int{4, 8, 16}, DupesEvents: 10,
 }
 
 // useTinyBench makes -quick run tinyBenchSize for the rest of the test.
@@ -158,43 +158,6 @@ func TestBenchUsageErrorsExitWithTwo(t *testing.T) {
 			if stdout != "" {
 				t.Errorf("usage error wrote to stdout:\n%s", stdout)
 			}
-		})
-	}
-}
-
-// BenchmarkScenarios runs bench's scenarios as Go benchmarks, one
-// sub-benchmark each, and reports every result's value and ratio as
-// metrics (the ratio against the baseline measured in the same run):
-//
-//	go test -run '^$' -bench Scenarios -benchtime 1x ./cmd/profileledger
-//
-// At bench's default size; with -short at -quick's.
-func BenchmarkScenarios(b *testing.B) {
-	size := defaultBenchSize
-	if testing.Short() {
-		size = quickBenchSize
-	}
-	env, err := newBenchEnv(b.Context(), "", slog.New(slog.DiscardHandler), io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer env.close()
-	r := &benchRun{env: env, size: size, progress: io.Discard}
-	for _, sc := range benchScenarios {
-		b.Run(strings.ReplaceAll(sc.name, " ", "_"), func(b *testing.B) {
-			for b.Loop() {
-				res, err := sc.run(b.Context(), r, func(string) bool { return true })
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, res := range res {
-					b.ReportMetric(res.Value, res.Name+"-"+strings.ReplaceAll(res.Unit, "/", "-per-"))
-					if res.Ratio != nil {
-						b.ReportMetric(*res.Ratio, res.Name+"-ratio")
-					}
-				}
-			}
-			b.ReportMetric(0, "ns/op")
 		})
 	}
 }

@@ -2,41 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"os"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/profileledger/profileledger"
-	"github.com/profileledger/profileledger/investigate"
+	"github.com/profileledger/profileledger/internal/demorun"
 )
-
-// storeName is the demo's store: stream PL_players, subjects pl.players.>.
-const storeName = "players"
-
-// demoConfig is the demo's flags.
-type demoConfig struct {
-	servers  int
-	players  int
-	duration time.Duration
-	leaseTTL time.Duration
-	seed     uint64
-	steal    float64
-	crash    bool
-	json     bool
-	verbose  bool
-	metrics  string // serve /metrics at this address
-	hold     bool   // keep serving /metrics after the summary
-	keep     string // keep the NATS data in this directory
-}
 
 const demoDescription = `
 Demo starts an embedded NATS server with JetStream in a temporary directory
@@ -61,72 +35,74 @@ why) is reported as it changes and in the summary.`
 
 func (m *Main) runDemo(ctx context.Context, args []string) int {
 	fs := m.newFlagSet("demo", "[flags]", demoDescription)
-	var cfg demoConfig
-	fs.IntVar(&cfg.servers, "servers", 4, "`n` simulated game servers")
-	fs.IntVar(&cfg.players, "players", 40, "`n` players hopping between servers")
-	fs.DurationVar(&cfg.duration, "duration", 15*time.Second, "how long the players play")
-	fs.Uint64Var(&cfg.seed, "seed", 0, "`seed` of the players' random choices (0: from the clock)")
-	fs.DurationVar(&cfg.leaseTTL, "lease", time.Second, "lease `TTL`: how long a crashed server's players stay locked (whole seconds)")
-	fs.Float64Var(&cfg.steal, "steal", 0.1, "`fraction` of session starts that steal instead of asking for a hand-over")
-	fs.BoolVar(&cfg.crash, "crash", true, "crash one server midway")
-	fs.BoolVar(&cfg.json, "json", false, "print the summary as JSON (progress goes to stderr)")
-	fs.BoolVar(&cfg.verbose, "v", false, "log the library's warnings to stderr")
-	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`host:port`/metrics (port 0 picks a free port; the address is printed)")
-	fs.BoolVar(&cfg.hold, "hold", false, "with -metrics: after the summary, keep serving /metrics until interrupted")
-	fs.StringVar(&cfg.keep, "keep", "", "keep the NATS data in `dir` instead of a temporary directory, for \"profileledger serve -data dir\" and the investigation commands (log, trace, dupes, ...)")
+	var cfg demorun.Config
+	var asJSON, verbose, hold bool
+	var metrics string
+	fs.IntVar(&cfg.Servers, "servers", 4, "`n` simulated game servers")
+	fs.IntVar(&cfg.Players, "players", 40, "`n` players hopping between servers")
+	fs.DurationVar(&cfg.Duration, "duration", 15*time.Second, "how long the players play")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "`seed` of the players' random choices (0: from the clock)")
+	fs.DurationVar(&cfg.LeaseTTL, "lease", time.Second, "lease `TTL`: how long a crashed server's players stay locked (whole seconds)")
+	fs.Float64Var(&cfg.Steal, "steal", 0.1, "`fraction` of session starts that steal instead of asking for a hand-over")
+	fs.BoolVar(&cfg.Crash, "crash", true, "crash one server midway")
+	fs.BoolVar(&asJSON, "json", false, "print the summary as JSON (progress goes to stderr)")
+	fs.BoolVar(&verbose, "v", false, "log the library's warnings to stderr")
+	fs.StringVar(&metrics, "metrics", "", "serve Prometheus metrics at http://`host:port`/metrics (port 0 picks a free port; the address is printed)")
+	fs.BoolVar(&hold, "hold", false, "with -metrics: after the summary, keep serving /metrics until interrupted")
+	fs.StringVar(&cfg.Keep, "keep", "", "keep the NATS data in `dir` instead of a temporary directory, for \"profileledger serve -data dir\" and the investigation commands (log, trace, dupes, ...)")
 	if code, ok := m.parse(fs, args); !ok {
 		return code
 	}
 	switch {
-	case cfg.servers < 1 || cfg.crash && cfg.servers < 2:
-		return m.usageError(fs, "-servers %d: need at least 2 (one crashes), or 1 with -crash=false", cfg.servers)
-	case cfg.players < 1:
-		return m.usageError(fs, "-players %d: need at least 1", cfg.players)
-	case cfg.duration <= 0:
-		return m.usageError(fs, "-duration %v: must be positive", cfg.duration)
-	case cfg.leaseTTL <= 0:
-		return m.usageError(fs, "-lease %v: must be positive", cfg.leaseTTL)
-	case cfg.steal < 0 || cfg.steal > 1:
-		return m.usageError(fs, "-steal %v: must be between 0 and 1", cfg.steal)
-	case cfg.hold && cfg.metrics == "":
+	case cfg.Servers < 1 || cfg.Crash && cfg.Servers < 2:
+		return m.usageError(fs, "-servers %d: need at least 2 (one crashes), or 1 with -crash=false", cfg.Servers)
+	case cfg.Players < 1:
+		return m.usageError(fs, "-players %d: need at least 1", cfg.Players)
+	case cfg.Duration <= 0:
+		return m.usageError(fs, "-duration %v: must be positive", cfg.Duration)
+	case cfg.LeaseTTL <= 0:
+		return m.usageError(fs, "-lease %v: must be positive", cfg.LeaseTTL)
+	case cfg.Steal < 0 || cfg.Steal > 1:
+		return m.usageError(fs, "-steal %v: must be between 0 and 1", cfg.Steal)
+	case hold && metrics == "":
 		return m.usageError(fs, "-hold needs -metrics")
 	}
-	if cfg.seed == 0 {
-		cfg.seed = uint64(time.Now().UnixNano())
+	if cfg.Seed == 0 {
+		cfg.Seed = uint64(time.Now().UnixNano())
 	}
 	progress := m.stdout
-	if cfg.json {
+	if asJSON {
 		progress = m.stderr
 	}
-	logger := slog.New(slog.DiscardHandler)
-	if cfg.verbose {
-		logger = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Progress = progress
+	if verbose {
+		cfg.Log = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	var ms *metricsServer
-	if cfg.metrics != "" {
-		var err error
-		if ms, err = serveMetrics(cfg.metrics); err != nil {
+	if metrics != "" {
+		ms, err := demorun.ServeMetrics(metrics)
+		if err != nil {
 			fmt.Fprintf(m.stderr, "profileledger demo: -metrics: %v\n", err)
 			return exitFail
 		}
-		defer ms.close()
+		defer ms.Close()
+		cfg.Metrics = ms
 	}
-	sum, err := runDemo(ctx, cfg, progress, logger, ms)
+	sum, err := demorun.Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(m.stderr, "profileledger demo: %v\n", err)
 		return exitFail
 	}
-	if cfg.json {
-		err = sum.writeJSON(m.stdout)
+	if asJSON {
+		err = writeDemoJSON(m.stdout, sum)
 	} else {
-		err = sum.writeText(m.stdout)
+		err = writeDemoText(m.stdout, sum)
 	}
 	if err != nil {
 		fmt.Fprintf(m.stderr, "profileledger demo: %v\n", err)
 		return exitFail
 	}
-	if cfg.hold {
-		fmt.Fprintf(progress, "  holding: %s stays up until interrupted\n", ms.url)
+	if hold {
+		fmt.Fprintf(progress, "  holding: %s stays up until interrupted\n", cfg.Metrics.URL)
 		<-ctx.Done()
 	}
 	if !sum.Pass {
@@ -135,355 +111,117 @@ func (m *Main) runDemo(ctx context.Context, args []string) int {
 	return exitOK
 }
 
-// demo is one run: the servers, the players and what they saw.
-type demo struct {
-	cfg     demoConfig
-	log     *slog.Logger
-	servers []*gameServer
-	players []*player
-	stats   runStats
-	start   time.Time
-	end     time.Time      // players stop starting sessions after this
-	wg      sync.WaitGroup // players and stray writers
-	victim  *gameServer
-	crashAt time.Duration
-	metrics *metricsServer // nil without -metrics
-	// healthNotes are the stores' critical toggles, for the play loop to
-	// print.
-	healthNotes chan string
-	url         string   // the NATS server's
-	gifts       giftShop // what the gift shop sent
+// writeDemoJSON prints the summary as one JSON object.
+func writeDemoJSON(w io.Writer, s *demorun.Summary) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
 }
 
-// gameServer is one simulated game server: its own NATS connection and
-// Store.
-type gameServer struct {
-	name    string
-	nc      *nats.Conn
-	store   *profileledger.Store[Player]
-	ctx     context.Context // cancelled when the server crashes
-	kill    context.CancelFunc
-	crashed atomic.Bool
-}
-
-// runDemo runs the demo and returns its summary. An error means the demo
-// could not run (or was interrupted), not that a check failed.
-func runDemo(ctx context.Context, cfg demoConfig, out io.Writer, log *slog.Logger, ms *metricsServer) (*summary, error) {
-	dir, kept := cfg.keep, "kept: profileledger serve -data "+cfg.keep+" serves it"
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "profileledger-demo-"); err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		kept = "removed at the end"
-	} else if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, err
+// writeDemoText prints the summary for people, ending in PASS or FAIL.
+func writeDemoText(w io.Writer, s *demorun.Summary) error {
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	v := s.Verification
+	line("")
+	line("Run")
+	line("  game servers             %7d", s.Servers)
+	line("  players                  %7d", s.Players)
+	line("  duration                 %7.1fs", s.RunSeconds)
+	line("Sessions")
+	line("  started                  %7d", s.Sessions)
+	line("  hand-overs               %7d   p50 %s  p99 %s  max %s  (live holder asked, flushed, ended, released)",
+		s.Handovers, msText(s.HandoverP50Ms), msText(s.HandoverP99Ms), msText(s.HandoverMaxMs))
+	line("  steals                   %7d   (the old holder is fenced by the log)", s.Steals)
+	if s.Crashed != "" {
+		line("  take-overs after crash   %7d   p50 %s  max %s  (%s crashed at %.1fs; lease TTL %s)",
+			s.Takeovers, msText(s.TakeoverP50Ms), msText(s.TakeoverMaxMs), s.Crashed, s.CrashedAt, time.Duration(s.LeaseTTLMs*float64(time.Millisecond)))
 	}
-	ns, err := startNATS(natsConfig{host: "127.0.0.1", port: server.RANDOM_PORT, dir: dir})
-	if err != nil {
-		return nil, err
-	}
-	defer stopNATS(ns)
-	url := natsURL(ns)
-
-	d := &demo{cfg: cfg, log: log, metrics: ms, healthNotes: make(chan string, 64), url: url, gifts: giftShop{sent: map[string]*sentGift{}}}
-	defer d.shutdown() // before the NATS server stops; a no-op after a clean run
-	fmt.Fprintf(out, "profileledger demo: %d game servers, %d players, %v, lease TTL %v, seed %d\n",
-		cfg.servers, cfg.players, cfg.duration, cfg.leaseTTL, cfg.seed)
-	fmt.Fprintf(out, "  NATS with JetStream at %s, store in %s (%s)\n", url, dir, kept)
-	if ms != nil {
-		fmt.Fprintf(out, "  metrics at %s\n", ms.url)
-	}
-	for i := range cfg.servers {
-		gs, err := d.openServer(ctx, url, fmt.Sprintf("s%d", i+1))
-		if err != nil {
-			return nil, err
-		}
-		d.servers = append(d.servers, gs)
-	}
-	for i := range cfg.players {
-		d.players = append(d.players, newPlayerRecord(i+1))
-	}
-
-	mctx, cancel := context.WithTimeout(ctx, time.Minute)
-	err = d.mint(mctx)
-	cancel()
-	if err != nil {
-		return nil, err
-	}
-	d.play(ctx, out)
-	elapsed := time.Since(d.start)
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("interrupted after %v", elapsed.Round(time.Millisecond))
-	}
-	health := d.healthReport()
-	d.progress(out, "run over: Store.Close on the live servers ends every session")
-	closeErrs := d.shutdown()
-
-	d.progress(out, fmt.Sprintf("reading back %d profiles: logs, audit.Check, Store.Get", len(d.players)))
-	vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	v, err := d.verify(vctx, url)
-	if err != nil {
-		return nil, err
-	}
-	sum := d.summarize(elapsed, closeErrs, v)
-	sum.Health = health
-	return sum, nil
-}
-
-// openServer connects a game server and opens its Store.
-func (d *demo) openServer(ctx context.Context, url, name string) (*gameServer, error) {
-	nc, err := nats.Connect(url, nats.Name("profileledger-demo-"+name))
-	if err != nil {
-		return nil, fmt.Errorf("%s: connect: %w", name, err)
-	}
-	st, err := d.openStore(ctx, nc, name)
-	if err == nil {
-		if err = d.metrics.register(name, st); err != nil {
-			st.Close(ctx)
+	line("  fresh starts             %7d   (nobody held the profile)", s.Fresh)
+	if s.OtherStarts > 0 {
+		line("  after a lost session     %7d", s.OtherStarts)
+		for _, o := range s.OtherNotes {
+			line("    %s", o)
 		}
 	}
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if s.StartsOnCrashed > 0 {
+		line("  cut short by the crash   %7d", s.StartsOnCrashed)
 	}
-	sctx, kill := context.WithCancel(ctx)
-	return &gameServer{name: name, nc: nc, store: st, ctx: sctx, kill: kill}, nil
-}
-
-func (d *demo) openStore(ctx context.Context, nc *nats.Conn, node string) (*profileledger.Store[Player], error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
+	line("  ended with End           %7d", s.Ends)
+	line("Mutations")
+	line("  acknowledged             %7d   %.0f/s", s.Acknowledged, s.PerSecond)
+	line("  rejected                 %7d   (session handed over, stolen or ended; %d of them by %d stray writers)",
+		s.Rejected, s.StragglerRejects, s.Stragglers)
+	line("  uncertain                %7d   (no acknowledgement: may or may not be in the log; %d landed)", s.Uncertain+s.Unexplained, v.UncertainLanded)
+	if s.Crashed != "" {
+		line("  failed on crashed server %7d   (of the rejected and uncertain above)", s.FailedOnCrashed)
 	}
-	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return profileledger.Open(octx, js, storeName, newPlayer(),
-		profileledger.WithLeaseTTL(d.cfg.leaseTTL), profileledger.WithNode(node), profileledger.WithLogger(d.log),
-		profileledger.WithCriticalHandler(func(critical bool, h profileledger.Health) { d.noteCritical(node, critical, h) }))
-}
-
-// play runs the players until the run's end, crashing a server midway, and
-// returns when every player and stray writer has stopped.
-func (d *demo) play(ctx context.Context, out io.Writer) {
-	d.start = time.Now()
-	d.end = d.start.Add(d.cfg.duration)
-	rng := rand.New(rand.NewPCG(d.cfg.seed, 0))
-	for i, p := range d.players {
-		prng := rand.New(rand.NewPCG(d.cfg.seed, uint64(i+1)))
-		d.wg.Go(func() { d.runPlayer(ctx, p, prng) })
+	line("Trades (atomic: gems for gold, both profiles in one JetStream batch)")
+	line("  acknowledged             %7d   p50 %s  p99 %s", s.Trades.Acknowledged, msText(s.TradeP50Ms), msText(s.TradeP99Ms))
+	line("  failed cleanly           %7d   (a side was handed over, stolen or ended: nothing applied)", s.Trades.Failed)
+	line("  no deal                  %7d   (nothing to sell or no gold: the trade function said no)", s.Trades.NoDeal)
+	line("  uncertain                %7d", s.Trades.Uncertain)
+	line("  sessions started         %7d   (by the traders, who take both profiles on one server)", s.Trades.Sessions)
+	line("Health (each server's Store.Health when play ended; critical is ProfileStore's IsCriticalState)")
+	for _, h := range s.Health {
+		state := "ok"
+		if h.Critical {
+			state = "CRITICAL"
+		}
+		line("  %-4s %-9s errors %-5d sessions lost %-5d renewals late %-4d %s",
+			h.Server, state, h.Errors, h.SessionsLost, h.RenewalsLate, strings.Join(h.Reasons, "; "))
 	}
-	for i := range max(1, len(d.players)/tradersPer) {
-		trng := rand.New(rand.NewPCG(d.cfg.seed, uint64(1000+i)))
-		d.wg.Go(func() { d.runTrader(ctx, trng) })
+	line("Verification (%d profiles, %d events read back)", v.Profiles, v.Events)
+	line("  lost: %d", v.Lost)
+	line("  duplicated: %d", v.Duplicated)
+	line("  rejected but present: %d", v.RejectedPresent)
+	line("  unknown items: %d", v.UnknownItems)
+	line("  coin mismatches: %d", v.CoinMismatches)
+	line("  out of acknowledgement order: %d", v.OrderViolations)
+	line("  Store.Get differs from the fold: %d", v.GetMismatches)
+	line("  audit violations: %d", v.AuditViolations)
+	line("  gems duplicated: %d", v.GemsDuplicated)
+	line("  gems lost: %d", v.GemsLost)
+	line("  gold created or destroyed: %d", v.GoldDelta)
+	line("  dupes (the dupes command, -path %s): %d", demorun.DupesPattern, v.Dupes)
+	g := v.Gifts
+	line("  gifts (Store.Message, handled by the sessions): %d sent, %d acknowledged, %d handled (%d after play); lost %d, handled twice %d, misplaced %d, unknown %d",
+		g.Sent, g.Acked, g.Handled, g.Drained, g.Lost, g.Duplicated, g.Misplaced, g.Unknown)
+	for _, p := range v.Problems {
+		line("    %s", p)
 	}
-	if err := d.runGiftShop(ctx, d.url, rand.New(rand.NewPCG(d.cfg.seed, 7777))); err != nil {
-		d.progress(out, fmt.Sprintf("no gift shop: %v", err))
-	}
-	d.progress(out, fmt.Sprintf("%d servers opened store %q; %d players start hopping; a gift shop sends them gifts", len(d.servers), storeName, len(d.players)))
-
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
-	var crash <-chan time.Time
-	if d.cfg.crash {
-		t := time.NewTimer(d.cfg.duration / 2)
-		defer t.Stop()
-		crash = t.C
-	}
-	tick := time.NewTicker(max(d.cfg.duration/4, time.Second))
-	defer tick.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case note := <-d.healthNotes:
-			d.progress(out, note)
-		case <-crash:
-			victim, live := d.busiest(rng)
-			for _, p := range d.players {
-				if p.liveOn() == victim {
-					p.markCrashHeld()
-				}
-			}
-			d.crash(victim)
-			d.progress(out, fmt.Sprintf("crashed %s, holding %d live sessions: its NATS connection closed without End or Close", victim.name, live))
-		case <-tick.C:
-			if time.Now().Before(d.end) {
-				d.stats.mu.Lock()
-				line := fmt.Sprintf("%d sessions started, %d mutations acknowledged", d.stats.sessions, d.stats.outcomes[acked])
-				d.stats.mu.Unlock()
-				d.progress(out, line)
+	warn := func(title string, list []string) {
+		if len(list) > 0 {
+			line("Warning: %s:", title)
+			for _, e := range list {
+				line("    %s", e)
 			}
 		}
 	}
+	if s.StartErrors > 0 {
+		warn(fmt.Sprintf("%d sessions failed to start on a live server", s.StartErrors), s.StartErrorNotes)
+	}
+	warn("unexplained mutation errors on a live server", s.UnexplainedErrors)
+	warn("End failed on a live server", s.EndErrors)
+	warn("Close failed on a live server", s.CloseErrors)
+	if s.Pass {
+		line("PASS")
+	} else {
+		line("FAIL")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
-// busiest returns the server holding the most live sessions, and how many.
-func (d *demo) busiest(rng *rand.Rand) (*gameServer, int) {
-	live := make(map[*gameServer]int)
-	for _, p := range d.players {
-		if srv := p.liveOn(); srv != nil {
-			live[srv]++
-		}
+// msText formats milliseconds for people: "3.2ms", "1.31s".
+func msText(v float64) string {
+	d := time.Duration(v * float64(time.Millisecond))
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d >= 10*time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	default:
+		return d.Round(100 * time.Microsecond).String()
 	}
-	best := d.servers[rng.IntN(len(d.servers))]
-	for _, gs := range d.servers {
-		if live[gs] > live[best] {
-			best = gs
-		}
-	}
-	return best, live[best]
-}
-
-// crash makes gs vanish as a dead process would: no End, no Close, no more
-// renewals or hand-over replies.
-func (d *demo) crash(gs *gameServer) {
-	d.victim, d.crashAt = gs, time.Since(d.start)
-	gs.crashed.Store(true)
-	gs.kill()
-	gs.nc.Close()
-}
-
-func (d *demo) progress(out io.Writer, line string) {
-	fmt.Fprintf(out, "  %6.2fs  %s\n", time.Since(d.start).Seconds(), line)
-}
-
-// shutdown closes every store, which ends every live session, and every
-// connection. It returns the live servers' errors, except for sessions that
-// were already lost (stolen, or fenced by a newer session) and so cannot
-// end. The crashed server's store is closed with a short deadline and its
-// errors are ignored. Calling it again does nothing.
-func (d *demo) shutdown() []string {
-	var mu sync.Mutex
-	var errs []string
-	var wg sync.WaitGroup
-	for _, gs := range d.servers {
-		if gs.store == nil {
-			continue
-		}
-		wg.Go(func() {
-			timeout := 30 * time.Second
-			if gs.crashed.Load() {
-				timeout = 2 * time.Second
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
-			err := gs.store.Close(ctx)
-			if gs.crashed.Load() {
-				return
-			}
-			for _, e := range flatten(err) {
-				if !errors.Is(e, profileledger.ErrSessionLost) {
-					mu.Lock()
-					errs = append(errs, fmt.Sprintf("%s: Close: %v", gs.name, e))
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, gs := range d.servers {
-		if gs.store != nil {
-			gs.store = nil
-			gs.kill()
-			gs.nc.Close()
-		}
-	}
-	return errs
-}
-
-// flatten returns the errors joined in err.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
-
-// verify reads every player's profile back on a connection and Store of its
-// own.
-func (d *demo) verify(ctx context.Context, url string) (*verification, error) {
-	nc, err := nats.Connect(url, nats.Name("profileledger-demo-verify"))
-	if err != nil {
-		return nil, fmt.Errorf("verify: connect: %w", err)
-	}
-	defer nc.Close()
-	st, err := d.openStore(ctx, nc, "verifier")
-	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
-	}
-	defer st.Close(context.Background())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	vr, err := newVerifier(ctx, js, st)
-	if err != nil {
-		return nil, err
-	}
-	v := &verification{gemOwner: map[string]string{}}
-	for _, p := range d.players {
-		if err := vr.check(ctx, p, v); err != nil {
-			return nil, err
-		}
-	}
-	// Conservation across all players: every minted gem owned once, the
-	// gold unchanged in total.
-	for _, p := range d.players {
-		for k := range gemsPerPlayer {
-			if _, ok := v.gemOwner[gem(p.n, k+1)]; !ok {
-				v.GemsLost++
-				v.problem("%s is owned by nobody", gem(p.n, k+1))
-			}
-		}
-	}
-	v.GoldDelta = v.goldTotal - startingGold*len(d.players)
-	if v.GoldDelta != 0 {
-		v.problem("gold adds up to %d, want %d", v.goldTotal, startingGold*len(d.players))
-	}
-	if v.Gifts, err = d.checkGifts(ctx, st, v); err != nil {
-		return nil, fmt.Errorf("verify gifts: %w", err)
-	}
-	// Last, what an operator would run from cron: the dupes command.
-	if err := checkDupes(ctx, st, v); err != nil {
-		return nil, fmt.Errorf("verify dupes: %w", err)
-	}
-	return v, nil
-}
-
-// demoDupesPattern is where the demo's players hold values that must be
-// unique across the store: the minted gems, moved only by trades.
-const demoDupesPattern = "/gems/*"
-
-// checkDupes runs the dupes command's scan (investigate.Dupes) over the
-// demo's store and counts what it finds in v, each as a problem naming
-// the event that duplicated the value.
-func checkDupes(ctx context.Context, st *profileledger.Store[Player], v *verification) error {
-	pattern, err := investigate.ParsePattern(demoDupesPattern)
-	if err != nil {
-		return err
-	}
-	rep, err := investigate.Dupes(ctx, investigate.FromStore(st), pattern)
-	if err != nil {
-		return err
-	}
-	v.Dupes = len(rep.Dupes)
-	for _, d := range rep.Dupes {
-		for _, o := range d.Trace.Origins() {
-			v.problem("dupes: %s duplicated into %q at seq %d by event %s (%s)", d.Value, o.Key, o.Seq, o.EventID, o.How)
-		}
-		if len(d.Trace.Origins()) == 0 {
-			v.problem("dupes: %s is held %d times", d.Value, len(d.At))
-		}
-	}
-	return nil
 }

@@ -13,6 +13,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/profileledger/profileledger/internal/demorun"
 )
 
 func TestDemoPasses(t *testing.T) {
@@ -60,7 +62,7 @@ func TestDemoJSONSummary(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit code %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
-	var s summary
+	var s demorun.Summary
 	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
 		t.Fatalf("stdout is not the JSON summary: %v\n%s", err, stdout)
 	}
@@ -112,7 +114,7 @@ func TestDemoServesMetricsThatAgreeWithItsSummary(t *testing.T) {
 		t.Errorf("while playing, /metrics has sessions_held for %d servers, want 3", got)
 	}
 	waitFor(`holding: `)
-	var s summary
+	var s demorun.Summary
 	if err := json.Unmarshal([]byte(stdout.String()), &s); err != nil {
 		t.Fatalf("stdout is not the JSON summary: %v\n%s", err, stdout.String())
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -193,4 +194,14 @@ func (f metaFlag) Set(s string) error {
 	}
 	f[k] = v
 	return nil
+}
+
+// redactURL hides a password in u. (The bench's report redacts its
+// -server URL the same way, in internal/benchrun.)
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(server URL)"
+	}
+	return p.Redacted()
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/profileledger/profileledger/internal/embedded"
 )
 
 // defaultDataDir is serve's JetStream store directory unless -data says
@@ -47,7 +48,7 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 	listen := fs.String("listen", "127.0.0.1:4222", "client `address`; port 0 picks a free port")
 	data := fs.String("data", defaultDataDir, "JetStream store `directory`, created if missing; relative to the working directory")
 	syncAlways := fs.Bool("sync-always", false, "fsync every write before acknowledging it (slower; survives power loss)")
-	name := fs.String("name", defaultServerName, "server `name`; each member of a cluster needs its own, and the same one at every start")
+	name := fs.String("name", embedded.DefaultServerName, "server `name`; each member of a cluster needs its own, and the same one at every start")
 	clusterAddr := fs.String("cluster", "", "cluster `address` (host:port) the other members' routes connect to; makes this server a cluster member")
 	routes := fs.String("routes", "", "comma-separated route `URLs` of the cluster's members (nats-route://host:port or host:port), this one's own allowed; needs -cluster")
 	verbose := fs.Bool("v", false, "log the NATS server's notices, warnings and errors to stderr")
@@ -65,14 +66,14 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 	if *name == "" || strings.ContainsAny(*name, " \t\n") {
 		return m.usageError(fs, "-name %q: want a name without spaces", *name)
 	}
-	var cluster *clusterConfig
+	var cluster *embedded.Cluster
 	if *clusterAddr != "" {
-		cluster = &clusterConfig{}
-		cluster.host, cluster.port, err = parseHostPort(*clusterAddr, false)
+		cluster = &embedded.Cluster{}
+		cluster.Host, cluster.Port, err = parseHostPort(*clusterAddr, false)
 		if err != nil {
 			return m.usageError(fs, "-cluster %q: %v", *clusterAddr, err)
 		}
-		if cluster.routes, err = parseRoutes(*routes); err != nil {
+		if cluster.Routes, err = parseRoutes(*routes); err != nil {
 			return m.usageError(fs, "-routes %q: %v", *routes, err)
 		}
 	} else if *routes != "" {
@@ -86,23 +87,23 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 		fmt.Fprintf(m.stderr, "profileledger serve: data directory: %v\n", err)
 		return exitFail
 	}
-	cfg := natsConfig{name: *name, host: host, port: port, dir: dir, syncAlways: *syncAlways, cluster: cluster}
+	cfg := embedded.Config{Name: *name, Host: host, Port: port, Dir: dir, SyncAlways: *syncAlways, Cluster: cluster}
 	if *monitor != "" {
-		cfg.monitor = &hostPort{}
-		if cfg.monitor.host, cfg.monitor.port, err = parseHostPort(*monitor, true); err != nil {
+		cfg.Monitor = &embedded.HostPort{}
+		if cfg.Monitor.Host, cfg.Monitor.Port, err = parseHostPort(*monitor, true); err != nil {
 			return m.usageError(fs, "-monitor %q: %v", *monitor, err)
 		}
 	}
 	if *verbose {
-		cfg.log = m.stderr
+		cfg.Log = m.stderr
 	}
 	var ns *server.Server
 	if cluster == nil {
-		ns, err = startNATS(cfg)
+		ns, err = embedded.Start(cfg)
 	} else {
 		fmt.Fprintf(m.stdout, "profileledger serve: cluster member %q, routes at %s; waiting for a majority of the members\n",
-			*name, net.JoinHostPort(cluster.host, strconv.Itoa(cluster.port)))
-		ns, err = startNATSUntil(ctx, cfg)
+			*name, net.JoinHostPort(cluster.Host, strconv.Itoa(cluster.Port)))
+		ns, err = embedded.StartUntil(ctx, cfg)
 		if err != nil && ctx.Err() != nil {
 			fmt.Fprintln(m.stdout, "profileledger serve: stopped before JetStream was ready")
 			return exitOK
@@ -112,9 +113,9 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 		fmt.Fprintf(m.stderr, "profileledger serve: %v\n", err)
 		return exitFail
 	}
-	fmt.Fprintf(m.stdout, "profileledger serve: NATS with JetStream at %s\n", natsURL(ns))
+	fmt.Fprintf(m.stdout, "profileledger serve: NATS with JetStream at %s\n", embedded.URL(ns))
 	fmt.Fprintf(m.stdout, "profileledger serve: data in %s (sync always: %v)\n", dir, *syncAlways)
-	if cfg.monitor != nil {
+	if cfg.Monitor != nil {
 		fmt.Fprintf(m.stdout, "profileledger serve: monitoring at http://%s/\n", ns.MonitorAddr())
 	}
 	if !*syncAlways {
@@ -122,7 +123,7 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 	}
 	<-ctx.Done()
 	fmt.Fprintln(m.stdout, "profileledger serve: shutting down")
-	stopNATS(ns)
+	embedded.Stop(ns)
 	fmt.Fprintln(m.stdout, "profileledger serve: stopped")
 	return exitOK
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/profileledger/profileledger/internal/embedded"
 )
 
 func TestServeStartsAndStops(t *testing.T) {
@@ -83,8 +84,8 @@ func TestServeFormsAClusterOfThree(t *testing.T) {
 	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("stream info = %+v, %v; want a leader and two replicas", info, err)
 	}
-	if info.Cluster.Name != clusterName {
-		t.Errorf("cluster name %q, want %q", info.Cluster.Name, clusterName)
+	if info.Cluster.Name != embedded.ClusterName {
+		t.Errorf("cluster name %q, want %q", info.Cluster.Name, embedded.ClusterName)
 	}
 
 	cancel()

@@ -1,4 +1,4 @@
-package main
+package benchrun
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // benchHandover: handover_p99_ms. Two Stores on two connections take one
 // profile from each other in turn: every StartSession asks the live holder
 // (the other Store) to hand over, and then makes one mutation.
-func benchHandover(ctx context.Context, r *benchRun, _ func(string) bool) ([]benchResult, error) {
+func benchHandover(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result, error) {
 	var stores []*profileledger.Store[benchProfile]
 	for i := range 2 {
 		_, js, err := r.env.connect(fmt.Sprintf("handover-%d", i+1))
@@ -44,12 +44,12 @@ func benchHandover(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 		}
 		return d, s.Apply(ctx, "coin", profileledger.Inc("/coins", 1))
 	}
-	ls, err := alternate(ctx, 20, r.size.handovers, sampler{"handover", handover})
+	ls, err := alternate(ctx, 20, r.size.Handovers, sampler{"handover", handover})
 	if err != nil {
 		return nil, err
 	}
 	ms := func(q float64) float64 { return ls[0].µs(q) / 1e3 }
-	return []benchResult{result("handover_p99_ms", ms(0.99), unitMillis, 0,
+	return []Result{result("handover_p99_ms", ms(0.99), UnitMillis, 0,
 		"p50 %.2f ms, p90 %.2f ms, max %.2f ms; %d hand-overs between two Stores on two connections, each followed by one mutation",
 		ms(0.5), ms(0.9), ms(1), len(ls[0].latencies))}, nil
 }
@@ -59,8 +59,8 @@ func benchHandover(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 // no End, no Close, no more renewals or hand-over replies) at a random moment
 // of its renewal period, and a contender Store starts a session on its
 // profile at once. The time is from the crash to StartSession's return.
-func benchTakeover(ctx context.Context, r *benchRun, _ func(string) bool) ([]benchResult, error) {
-	ttl := r.size.leaseTTL
+func benchTakeover(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result, error) {
+	ttl := r.size.LeaseTTL
 	_, js, err := r.env.connect("takeover-contender")
 	if err != nil {
 		return nil, err
@@ -73,13 +73,13 @@ func benchTakeover(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 
 	var mu sync.Mutex
 	var ds latencies
-	for round := range r.size.crashRounds {
+	for round := range r.size.CrashRounds {
 		type holder struct {
 			key   string
 			crash func()
 			store *profileledger.Store[benchProfile]
 		}
-		holders := make([]holder, r.size.crashers)
+		holders := make([]holder, r.size.Crashers)
 		for i := range holders {
 			name := fmt.Sprintf("holder-%d-%d", round, i)
 			nc, js, err := r.env.connect("takeover-" + name)
@@ -134,7 +134,7 @@ func benchTakeover(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 		}
 	}
 	s := func(q float64) float64 { return ds.µs(q) / 1e6 }
-	return []benchResult{result("takeover_dead_vs_ttl", s(0.5), unitSeconds, ttl.Seconds(),
+	return []Result{result("takeover_dead_vs_ttl", s(0.5), UnitSeconds, ttl.Seconds(),
 		"min %.3f s, max %.3f s (ratio %.2f); %d crashes (%d rounds of %d holders, each on its own connection), lease TTL %v",
-		s(0), s(1), s(1)/ttl.Seconds(), len(ds), r.size.crashRounds, r.size.crashers, ttl)}, nil
+		s(0), s(1), s(1)/ttl.Seconds(), len(ds), r.size.CrashRounds, r.size.Crashers, ttl)}, nil
 }

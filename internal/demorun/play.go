@@ -1,4 +1,4 @@
-package main
+package demorun
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func (d *demo) runPlayer(ctx context.Context, p *player, rng *rand.Rand) {
 	var prevSrv *gameServer
 	for ctx.Err() == nil && time.Now().Before(d.end) {
 		srv := d.pick(rng, prevSrv)
-		steal := rng.Float64() < d.cfg.steal
+		steal := rng.Float64() < d.cfg.Steal
 		var opts []profileledger.SessionOption
 		if steal {
 			opts = append(opts, profileledger.Steal())

@@ -1,4 +1,4 @@
-package main
+package demorun
 
 import (
 	"context"
@@ -34,8 +34,8 @@ type sentGift struct {
 	outcome outcome // acked, uncertain (or unexplained); rejected: ErrInboxFull
 }
 
-// giftReport is what checking the gifts found.
-type giftReport struct {
+// GiftReport is what checking the gifts found.
+type GiftReport struct {
 	Sent       int `json:"sent"`
 	Acked      int `json:"acknowledged"`
 	Handled    int `json:"handled"`
@@ -46,7 +46,7 @@ type giftReport struct {
 	Drained    int `json:"drained"`    // handled after play, by the check's own sessions
 }
 
-func (r giftReport) ok() bool {
+func (r GiftReport) ok() bool {
 	return r.Lost == 0 && r.Duplicated == 0 && r.Misplaced == 0 && r.Unknown == 0
 }
 
@@ -143,8 +143,8 @@ func (d *demo) drainGifts(ctx context.Context, st *profileledger.Store[Player]) 
 }
 
 // checkGifts compares every player's gifts with what the shop sent.
-func (d *demo) checkGifts(ctx context.Context, st *profileledger.Store[Player], v *verification) (giftReport, error) {
-	var r giftReport
+func (d *demo) checkGifts(ctx context.Context, st *profileledger.Store[Player], v *Verification) (GiftReport, error) {
+	var r GiftReport
 	var err error
 	if r.Drained, err = d.drainGifts(ctx, st); err != nil {
 		return r, err

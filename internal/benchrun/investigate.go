@@ -1,4 +1,4 @@
-package main
+package benchrun
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 )
 
 // benchInvestigate: export_vs_raw_read and dupes_100k_events_s, on one
-// store grown in three steps (r.size.dupesProfiles profiles of
-// r.size.dupesEvents events each, nominally 250, 500 and 1,000 profiles of
+// store grown in three steps (r.size.DupesProfiles profiles of
+// r.size.DupesEvents events each, nominally 250, 500 and 1,000 profiles of
 // 100: 25,000, 50,000 and 100,000 events).
 //
 // The histories are written straight to the stream (a session.started and
@@ -34,7 +34,7 @@ import (
 // io.Discard, against a raw ordered consumer on the same subjects that
 // reads every message and decodes nothing, in alternating rounds; the
 // figure is events per second, the best round of each.
-func benchInvestigate(ctx context.Context, r *benchRun, want func(string) bool) ([]benchResult, error) {
+func benchInvestigate(ctx context.Context, r *benchRun, want func(string) bool) ([]Result, error) {
 	_, js, err := r.env.connect("investigate")
 	if err != nil {
 		return nil, err
@@ -55,13 +55,13 @@ func benchInvestigate(ctx context.Context, r *benchRun, want func(string) bool) 
 		events [3]int
 		made   int
 	)
-	for i, profiles := range r.size.dupesProfiles {
+	for i, profiles := range r.size.DupesProfiles {
 		for ; made < profiles; made++ {
-			if err := writeBenchHistory(ctx, js, n, fmt.Sprintf("player:%05d", made), r.size.dupesEvents); err != nil {
+			if err := writeBenchHistory(ctx, js, n, fmt.Sprintf("player:%05d", made), r.size.DupesEvents); err != nil {
 				return nil, err
 			}
 		}
-		events[i] = profiles * r.size.dupesEvents
+		events[i] = profiles * r.size.DupesEvents
 		r.printf("dupes over %d profiles, %d events", profiles, events[i])
 		t0 := time.Now()
 		rep, err := investigate.Dupes(ctx, st, pattern)
@@ -73,14 +73,14 @@ func benchInvestigate(ctx context.Context, r *benchRun, want func(string) bool) 
 			return nil, fmt.Errorf("dupes over the bench store: %d profiles, %d values, %d dupes; want %d, %d, 0", rep.Profiles, rep.Values, len(rep.Dupes), profiles, events[i])
 		}
 	}
-	var out []benchResult
+	var out []Result
 	if want("dupes_100k_events_s") {
 		note := "investigate.Dupes, /items/*, no snapshots:"
 		for i := range secs {
 			note += fmt.Sprintf(" %d events %.3f s (%.1f µs/event);", events[i], secs[i], secs[i]*1e6/float64(events[i]))
 		}
 		note += fmt.Sprintf(" time ×%.2f for events ×%.2f", secs[2]/secs[0], float64(events[2])/float64(events[0]))
-		out = append(out, result("dupes_100k_events_s", secs[2], unitSeconds, 0, "%s", note))
+		out = append(out, result("dupes_100k_events_s", secs[2], UnitSeconds, 0, "%s", note))
 	}
 	if want("export_vs_raw_read") {
 		stream, err := js.Stream(ctx, n.Stream)
@@ -89,7 +89,7 @@ func benchInvestigate(ctx context.Context, r *benchRun, want func(string) bool) 
 		}
 		var bestExport, bestRaw float64
 		var exported, read int
-		for range max(r.size.rounds/2, 2) {
+		for range max(r.size.Rounds/2, 2) {
 			t0 := time.Now()
 			res, err := investigate.Export(ctx, js, name, io.Discard, investigate.ExportOptions{})
 			if err != nil {
@@ -103,12 +103,12 @@ func benchInvestigate(ctx context.Context, r *benchRun, want func(string) bool) 
 			}
 			bestRaw = max(bestRaw, float64(read)/time.Since(t0).Seconds())
 		}
-		if exported != events[2]+r.size.dupesProfiles[2] || read != exported {
-			return nil, fmt.Errorf("export wrote %d events, the raw read %d; want %d", exported, read, events[2]+r.size.dupesProfiles[2])
+		if exported != events[2]+r.size.DupesProfiles[2] || read != exported {
+			return nil, fmt.Errorf("export wrote %d events, the raw read %d; want %d", exported, read, events[2]+r.size.DupesProfiles[2])
 		}
-		out = append(out, result("export_vs_raw_read", bestExport, unitRate, bestRaw,
+		out = append(out, result("export_vs_raw_read", bestExport, UnitRate, bestRaw,
 			"%d events of %d profiles, JSON Lines to io.Discard vs an ordered consumer reading the same messages, best of %d alternating rounds each",
-			exported, r.size.dupesProfiles[2], max(r.size.rounds/2, 2)))
+			exported, r.size.DupesProfiles[2], max(r.size.Rounds/2, 2)))
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package main
+package demorun
 
 import (
 	"context"
@@ -16,19 +16,20 @@ import (
 	"github.com/profileledger/profileledger"
 )
 
-// metricsServer serves the demo's Prometheus registry at /metrics: every
+// MetricsServer serves the demo's Prometheus registry at /metrics: every
 // game server's Store.Collector, labelled server=<name>, and the Go
 // runtime's and the process's own metrics.
-type metricsServer struct {
+type MetricsServer struct {
+	// URL is where the metrics are served: http://host:port/metrics.
+	URL  string
 	reg  *prometheus.Registry
-	url  string
 	srv  *http.Server
 	done chan struct{} // closed when Serve has returned
 }
 
-// serveMetrics listens on addr (host:port; port 0 picks a free one) and
-// serves /metrics until close.
-func serveMetrics(addr string) (*metricsServer, error) {
+// ServeMetrics listens on addr (host:port; port 0 picks a free one) and
+// serves /metrics until Close.
+func ServeMetrics(addr string) (*MetricsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -37,9 +38,9 @@ func serveMetrics(addr string) (*metricsServer, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	ms := &metricsServer{
+	ms := &MetricsServer{
 		reg:  reg,
-		url:  "http://" + ln.Addr().String() + "/metrics",
+		URL:  "http://" + ln.Addr().String() + "/metrics",
 		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 		done: make(chan struct{}),
 	}
@@ -51,16 +52,16 @@ func serveMetrics(addr string) (*metricsServer, error) {
 }
 
 // register adds a game server's store to the registry. It does nothing on
-// a nil metricsServer (no -metrics).
-func (ms *metricsServer) register(server string, st *profileledger.Store[Player]) error {
+// a nil MetricsServer (no -metrics).
+func (ms *MetricsServer) register(server string, st *profileledger.Store[Player]) error {
 	if ms == nil {
 		return nil
 	}
 	return prometheus.WrapRegistererWith(prometheus.Labels{"server": server}, ms.reg).Register(st.Collector())
 }
 
-// close stops serving and waits for the server to stop.
-func (ms *metricsServer) close() {
+// Close stops serving and waits for the server to stop.
+func (ms *MetricsServer) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := ms.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -69,8 +70,8 @@ func (ms *metricsServer) close() {
 	<-ms.done
 }
 
-// storeHealth is a game server's Store.Health when play ended.
-type storeHealth struct {
+// StoreHealth is a game server's Store.Health when play ended.
+type StoreHealth struct {
 	Server         string   `json:"server"`
 	Critical       bool     `json:"critical"`
 	Reasons        []string `json:"reasons,omitempty"`
@@ -82,11 +83,11 @@ type storeHealth struct {
 }
 
 // healthReport returns every game server's health.
-func (d *demo) healthReport() []storeHealth {
-	out := make([]storeHealth, 0, len(d.servers))
+func (d *demo) healthReport() []StoreHealth {
+	out := make([]StoreHealth, 0, len(d.servers))
 	for _, gs := range d.servers {
 		h := gs.store.Health()
-		out = append(out, storeHealth{
+		out = append(out, StoreHealth{
 			Server: gs.name, Critical: h.Critical, Reasons: h.Reasons, Reachable: h.Reachable,
 			Errors: h.ErrorsTotal, SessionsLost: h.SessionsLost, RenewalsLate: h.RenewalsLate, RenewalsFailed: h.RenewalsFailed,
 		})

@@ -1,4 +1,4 @@
-package main
+package benchrun
 
 import (
 	"context"
@@ -42,8 +42,8 @@ type handledAt struct {
 // HandleMessages to the last message's event being in the log. Each
 // message is one fenced append: pending messages are read in one batch and
 // handled one at a time, in order.
-func benchMessages(ctx context.Context, r *benchRun, _ func(string) bool) ([]benchResult, error) {
-	limit := profileledger.WithInboxLimit(max(1000, r.size.burst))
+func benchMessages(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result, error) {
+	limit := profileledger.WithInboxLimit(max(1000, r.size.Burst))
 	_, jsH, err := r.env.connect("messages-holder")
 	if err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ func benchMessages(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 	}
 	// Room for every sample: a handler that ran twice (its append failed
 	// and it was offered again) must not block the delivery loop.
-	runs := make(chan handledAt, r.size.messages+64)
+	runs := make(chan handledAt, r.size.Messages+64)
 	s.HandleMessages(func(p *benchProfile, m profileledger.Message) error {
 		at := time.Now()
 		n, _ := strconv.Atoi(string(m.Payload))
@@ -132,7 +132,7 @@ func benchMessages(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 		}
 		return d, nil
 	}
-	ls, err := alternate(ctx, messageWarmup, r.size.messages, sampler{"message", deliver})
+	ls, err := alternate(ctx, messageWarmup, r.size.Messages, sampler{"message", deliver})
 	if err != nil {
 		return nil, err
 	}
@@ -144,34 +144,34 @@ func benchMessages(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 	// Handled messages per second: bursts drained from the inbox.
 	var drained rate
 	var sent rate
-	for round := range r.size.bursts {
+	for round := range r.size.Bursts {
 		key := fmt.Sprintf("burst-%d", round)
 		hs, err := holder.StartSession(ctx, key)
 		if err != nil {
 			return nil, err
 		}
 		t0 := time.Now()
-		for i := range r.size.burst {
+		for i := range r.size.Burst {
 			if err := sender.Message(ctx, key, []byte(strconv.Itoa(i))); err != nil {
 				return nil, fmt.Errorf("burst %d, message %d: %w", round, i, err)
 			}
 		}
-		sent.ops += r.size.burst
+		sent.ops += r.size.Burst
 		sent.elapsed += time.Since(t0)
 		cpu := processCPU()
 		t0 = time.Now()
 		hs.HandleMessages(func(p *benchProfile, m profileledger.Message) error { p.Coins++; return nil })
 		wait, cancel := context.WithTimeout(ctx, time.Minute)
-		for hs.Data().Coins < r.size.burst {
+		for hs.Data().Coins < r.size.Burst {
 			if !retry.Sleep(wait, 100*time.Microsecond) {
 				cancel()
-				return nil, fmt.Errorf("burst %d: %d of %d messages handled: %w", round, hs.Data().Coins, r.size.burst, wait.Err())
+				return nil, fmt.Errorf("burst %d: %d of %d messages handled: %w", round, hs.Data().Coins, r.size.Burst, wait.Err())
 			}
 		}
 		cancel()
 		drained.elapsed += time.Since(t0)
 		drained.cpu += processCPU() - cpu
-		drained.ops += r.size.burst
+		drained.ops += r.size.Burst
 		if err := hs.End(ctx); err != nil {
 			return nil, err
 		}
@@ -179,11 +179,11 @@ func benchMessages(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 
 	note := fmt.Sprintf("%s; %d messages one at a time to an idle holder on another connection; %d handled before Message returned (counted as 0), %d stalled: not handled within %v (counted as %v); Message itself: %s",
 		lat.summary(), len(lat.latencies), early, stalled, messageStall, messageStall, sends.summary())
-	return []benchResult{
-		result("message_delivery_p50_us", lat.µs(0.5), unitMicros, 0, "%s", note),
-		result("message_delivery_p99_us", lat.µs(0.99), unitMicros, 0, "p50 %.0f µs, max %.0f µs; see message_delivery_p50_us", lat.µs(0.5), lat.µs(1)),
-		result("message_handled_tput", drained.perSecond(), unitRate, 0,
+	return []Result{
+		result("message_delivery_p50_us", lat.µs(0.5), UnitMicros, 0, "%s", note),
+		result("message_delivery_p99_us", lat.µs(0.99), UnitMicros, 0, "p50 %.0f µs, max %.0f µs; see message_delivery_p50_us", lat.µs(0.5), lat.µs(1)),
+		result("message_handled_tput", drained.perSecond(), UnitRate, 0,
 			"%d bursts of %d messages waiting in a held profile's inbox, drained by its handler: %s (one fenced append each); sending them: %.0f /s (Message, one sender)",
-			r.size.bursts, r.size.burst, drained, sent.perSecond()),
+			r.size.Bursts, r.size.Burst, drained, sent.perSecond()),
 	}, nil
 }

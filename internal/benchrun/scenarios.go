@@ -1,10 +1,9 @@
-package main
+package benchrun
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 )
 
 // benchSpec is one result bench can report: what it measures, against
@@ -83,17 +82,22 @@ func specIndex(name string) int {
 	return len(benchSpecs)
 }
 
-// benchResultsHelp lists the results for the usage text.
-func benchResultsHelp() string {
-	var b strings.Builder
-	for _, s := range benchSpecs {
-		fmt.Fprintf(&b, "\n  %-32s %s", s.name, s.what)
-		if s.baseline != "" {
-			fmt.Fprintf(&b, "; vs %s", s.baseline)
-		}
-		fmt.Fprintf(&b, "; target: %s", s.target.text)
+// Spec describes one result a run can report.
+type Spec struct {
+	Name     string
+	What     string // what it measures
+	Baseline string // what its ratio compares it with; "" for none
+	Target   string // in words; "report" for none
+}
+
+// Specs returns every result a run can report, in the order a report
+// lists them.
+func Specs() []Spec {
+	out := make([]Spec, len(benchSpecs))
+	for i, s := range benchSpecs {
+		out[i] = Spec{Name: s.name, What: s.what, Baseline: s.baseline, Target: s.target.text}
 	}
-	return b.String()
+	return out
 }
 
 // benchScenario is one measured set-up; it produces one or more results.
@@ -101,7 +105,7 @@ type benchScenario struct {
 	name    string
 	results []string
 	// run measures the results want accepts (it may return others too).
-	run func(ctx context.Context, r *benchRun, want func(string) bool) ([]benchResult, error)
+	run func(ctx context.Context, r *benchRun, want func(string) bool) ([]Result, error)
 }
 
 // benchScenarios run in this order: the heap figure first, on a heap that
@@ -125,7 +129,7 @@ var benchScenarios = []benchScenario{
 // benchRun is what scenarios share.
 type benchRun struct {
 	env      *benchEnv
-	size     benchSize
+	size     Size
 	progress io.Writer
 }
 
@@ -135,8 +139,8 @@ func (r *benchRun) printf(format string, args ...any) {
 
 // result returns a result of spec name with the given value and, if
 // baseline > 0, the ratio over it.
-func result(name string, value float64, unit string, baseline float64, note string, args ...any) benchResult {
-	res := benchResult{Name: name, Value: round3(value), Unit: unit, Note: fmt.Sprintf(note, args...)}
+func result(name string, value float64, unit string, baseline float64, note string, args ...any) Result {
+	res := Result{Name: name, Value: round3(value), Unit: unit, Note: fmt.Sprintf(note, args...)}
 	if spec := benchSpecOf(name); spec != nil && spec.baseline != "" {
 		res.Baseline = spec.baseline
 		res.BaselineValue = ptr(round3(baseline))

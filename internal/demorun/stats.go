@@ -1,4 +1,4 @@
-package main
+package demorun
 
 import (
 	"errors"
@@ -30,7 +30,7 @@ type runStats struct {
 	unexplainedErrs  []string
 	stragglers       int
 	stragglerRejects int
-	trades           tradeStats
+	trades           TradeStats
 }
 
 const maxSamples = 10

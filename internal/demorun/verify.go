@@ -1,4 +1,4 @@
-package main
+package demorun
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/profileledger/profileledger/projector"
 )
 
-// verification is what reading back every player's log found.
-type verification struct {
+// Verification is what reading back every player's log found.
+type Verification struct {
 	Profiles        int `json:"profiles"`
 	Events          int `json:"events"`
 	Lost            int `json:"lost"`             // acknowledged, not in the data
@@ -31,23 +31,23 @@ type verification struct {
 	GemsLost        int `json:"gems_lost"`       // a minted gem owned by nobody
 	GoldDelta       int `json:"gold_delta"`      // total gold minus the total minted
 	// Dupes is what the dupes command finds in the store at the end
-	// (investigate.Dupes over demoDupesPattern): values held twice.
+	// (investigate.Dupes over DupesPattern): values held twice.
 	Dupes int        `json:"dupes"`
-	Gifts giftReport `json:"gifts"`
+	Gifts GiftReport `json:"gifts"`
 
 	gemOwner  map[string]string
 	goldTotal int
 	Problems  []string `json:"problems,omitempty"` // the first few findings, in words
 }
 
-func (v *verification) ok() bool {
+func (v *Verification) ok() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.RejectedPresent == 0 && v.UnknownItems == 0 &&
 		v.CoinMismatches == 0 && v.OrderViolations == 0 && v.GetMismatches == 0 && v.AuditViolations == 0 &&
 		v.GemsDuplicated == 0 && v.GemsLost == 0 && v.GoldDelta == 0 && v.Gifts.ok() && v.Dupes == 0 &&
 		len(v.Problems) == 0
 }
 
-func (v *verification) problem(format string, args ...any) {
+func (v *Verification) problem(format string, args ...any) {
 	if len(v.Problems) < maxSamples {
 		v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
 	}
@@ -62,7 +62,7 @@ type verifier struct {
 }
 
 func newVerifier(ctx context.Context, js jetstream.JetStream, store *profileledger.Store[Player]) (*verifier, error) {
-	n, err := names.New(storeName)
+	n, err := names.New(StoreName)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ func newVerifier(ctx context.Context, js jetstream.JetStream, store *profileledg
 //     of the mutations whose items are in it;
 //   - audit.Check finds no violation in the log;
 //   - Store.Get (snapshot plus replay) equals the plain fold of the log.
-func (vr *verifier) check(ctx context.Context, p *player, v *verification) error {
+func (vr *verifier) check(ctx context.Context, p *player, v *Verification) error {
 	tok, err := keys.Encode(p.key)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package main
+package demorun
 
 import (
 	"context"
@@ -103,8 +103,8 @@ func (d *demo) runTrader(ctx context.Context, rng *rand.Rand) {
 	}
 }
 
-// tradeStats counts the traders' outcomes.
-type tradeStats struct {
+// TradeStats counts the traders' outcomes.
+type TradeStats struct {
 	Acknowledged int             `json:"acknowledged"`
 	NoDeal       int             `json:"no_deal"`
 	Failed       int             `json:"failed_cleanly"` // a side was handed over, lost or ended; nothing applied

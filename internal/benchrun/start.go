@@ -1,4 +1,4 @@
-package main
+package benchrun
 
 import (
 	"context"
@@ -36,7 +36,7 @@ type startHistory struct {
 // StartSession (then End, not timed) on profiles with 10, 1,000, 10,000 and
 // 100,000 events of history, and a KV get of a small document, one of each
 // per round in rotating order.
-func benchStart(ctx context.Context, r *benchRun, want func(string) bool) ([]benchResult, error) {
+func benchStart(ctx context.Context, r *benchRun, want func(string) bool) ([]Result, error) {
 	_, js, err := r.env.connect("start")
 	if err != nil {
 		return nil, err
@@ -48,7 +48,7 @@ func benchStart(ctx context.Context, r *benchRun, want func(string) bool) ([]ben
 	}
 	defer closeStore(st)
 
-	sizes := r.size.history
+	sizes := r.size.History
 	histories := map[int]*startHistory{}
 	need := func(events int, results ...string) {
 		if slices.ContainsFunc(results, want) && histories[events] == nil {
@@ -59,7 +59,7 @@ func benchStart(ctx context.Context, r *benchRun, want func(string) bool) ([]ben
 	need(sizes[1], "start_p50_1k")
 	need(sizes[2], "start_10k_vs_10")
 	need(sizes[3], "start_p50_100k")
-	starts := r.size.startSamples + startWarmup
+	starts := r.size.StartSamples + startWarmup
 	for _, h := range histories {
 		perProfile := max(4, h.events/20)
 		for i := range (starts + perProfile - 1) / perProfile {
@@ -117,7 +117,7 @@ func benchStart(ctx context.Context, r *benchRun, want func(string) bool) ([]ben
 			return time.Since(t0), err
 		}})
 	}
-	ls, err := alternate(ctx, startWarmup, r.size.startSamples, fns...)
+	ls, err := alternate(ctx, startWarmup, r.size.StartSamples, fns...)
 	if err != nil {
 		return nil, err
 	}
@@ -131,24 +131,24 @@ func benchStart(ctx context.Context, r *benchRun, want func(string) bool) ([]ben
 		return fmt.Sprintf("%d events in %d messages (group commit of %d), %d profiles, at most %d events replayed after the snapshot",
 			h.events, h.messages, historyBuilders, len(h.keys), h.replayed)
 	}
-	n := r.size.startSamples
-	var out []benchResult
+	n := r.size.StartSamples
+	var out []Result
 	for _, g := range []struct {
 		name   string
 		events int
 	}{{"start_p50_10", sizes[0]}, {"start_p50_1k", sizes[1]}, {"start_p50_100k", sizes[3]}} {
 		if want(g.name) {
-			out = append(out, result(g.name, p50[g.events], unitMicros, 0, "%s; %s; %d samples", lat[g.events].summary(), about(g.events), n))
+			out = append(out, result(g.name, p50[g.events], UnitMicros, 0, "%s; %s; %d samples", lat[g.events].summary(), about(g.events), n))
 		}
 	}
 	if want("start_10k_vs_10") {
-		out = append(out, result("start_10k_vs_10", p50[sizes[2]], unitMicros, p50[sizes[0]],
+		out = append(out, result("start_10k_vs_10", p50[sizes[2]], UnitMicros, p50[sizes[0]],
 			"%s vs %s; %s; baseline %s; %d samples each, alternating",
 			lat[sizes[2]].summary(), lat[sizes[0]].summary(), about(sizes[2]), about(sizes[0]), n))
 	}
 	if want("start_vs_kv_get") {
 		kvl := ls[len(ls)-1]
-		out = append(out, result("start_vs_kv_get", p50[sizes[0]], unitMicros, kvl.µs(0.5),
+		out = append(out, result("start_vs_kv_get", p50[sizes[0]], UnitMicros, kvl.µs(0.5),
 			"StartSession (%d events of history, nobody holding it) %s; KV get of a %d-byte value %s; %d samples each, alternating",
 			sizes[0], lat[sizes[0]].summary(), len(mustJSON(tmpl)), kvl.summary(), n))
 	}

@@ -1,4 +1,4 @@
-package main
+package benchrun
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // holds the server's share too (leases, subjects, cached blocks); the note
 // splits the growth between the server's code and the rest by the heap
 // profile (sampled, so approximate).
-func benchIdleHeap(ctx context.Context, r *benchRun, _ func(string) bool) ([]benchResult, error) {
+func benchIdleHeap(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result, error) {
 	_, js, err := r.env.connect("idle")
 	if err != nil {
 		return nil, err
@@ -33,12 +33,12 @@ func benchIdleHeap(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 	// Warm-up sessions first, started the same way and left open, so that
 	// what grows once and then stays (the Store's pooled reply
 	// subscriptions, the server's block buffers) is not counted per session.
-	n := r.size.idleSessions
-	warm := make([]string, max(n/10, 4*aggregateWorkers))
+	n := r.size.IdleSessions
+	warm := make([]string, max(n/10, 4*AggregateWorkers))
 	for i := range warm {
 		warm[i] = fmt.Sprintf("warm-%06d", i)
 	}
-	if _, err := startSessions(ctx, st, warm, aggregateWorkers); err != nil {
+	if _, err := startSessions(ctx, st, warm, AggregateWorkers); err != nil {
 		return nil, err
 	}
 	keys := make([]string, n)
@@ -47,7 +47,7 @@ func benchIdleHeap(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 	}
 	before := measureHeap()
 	t0 := time.Now()
-	sessions, err := startSessions(ctx, st, keys, aggregateWorkers)
+	sessions, err := startSessions(ctx, st, keys, AggregateWorkers)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func benchIdleHeap(ctx context.Context, r *benchRun, _ func(string) bool) ([]ben
 		note += fmt.Sprintf("; embedded server included: by the sampled heap profile about %.0f B per session is nats-server's, %.0f B the rest (profileledger, nats.go, runtime)",
 			srv, (after.other-before.other)/float64(n))
 	}
-	return []benchResult{result("idle_session_heap_bytes", math.Round(per), unitBytes, 0, "%s", note)}, nil
+	return []Result{result("idle_session_heap_bytes", math.Round(per), UnitBytes, 0, "%s", note)}, nil
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }

@@ -1,4 +1,4 @@
-package main
+package benchrun
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func lastEventBytes(ctx context.Context, js jetstream.JetStream, st *profileledg
 // field, against a raw JetStream publish of the very bytes Mutate's event
 // encodes to, with Nats-Expected-Last-Subject-Sequence and Nats-Msg-Id, on
 // another subject of the same stream; one of each per round.
-func benchMutateVsRaw(ctx context.Context, r *benchRun, _ func(string) bool) ([]benchResult, error) {
+func benchMutateVsRaw(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result, error) {
 	_, js, err := r.env.connect("mutate")
 	if err != nil {
 		return nil, err
@@ -95,11 +95,11 @@ func benchMutateVsRaw(ctx context.Context, r *benchRun, _ func(string) bool) ([]
 		last = ack.Sequence
 		return d, nil
 	}
-	ls, err := alternate(ctx, 50, r.size.samples, sampler{"mutate", mutate}, sampler{"raw", raw})
+	ls, err := alternate(ctx, 50, r.size.Samples, sampler{"mutate", mutate}, sampler{"raw", raw})
 	if err != nil {
 		return nil, err
 	}
-	return []benchResult{result("mutate_p50_vs_raw", ls[0].µs(0.5), unitMicros, ls[1].µs(0.5),
+	return []Result{result("mutate_p50_vs_raw", ls[0].µs(0.5), UnitMicros, ls[1].µs(0.5),
 		"Mutate %s, %.0f µs process CPU during each; raw publish %s, %.0f µs during each; %d samples each, alternating; event %d bytes",
 		ls[0].summary(), ls[0].cpuEach(), ls[1].summary(), ls[1].cpuEach(), len(ls[0].latencies), len(data))}, nil
 }
@@ -107,7 +107,7 @@ func benchMutateVsRaw(ctx context.Context, r *benchRun, _ func(string) bool) ([]
 // benchMutateVsKV: mutate_tput_vs_diy_kv. One goroutine's Mutate (coins+1)
 // on a 4 KiB profile against one goroutine's hand-written KV loop: Get the
 // whole 4 KiB JSON document, decode, change, encode, Update at its revision.
-func benchMutateVsKV(ctx context.Context, r *benchRun, _ func(string) bool) ([]benchResult, error) {
+func benchMutateVsKV(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result, error) {
 	_, js, err := r.env.connect("diy")
 	if err != nil {
 		return nil, err
@@ -139,13 +139,13 @@ func benchMutateVsKV(ctx context.Context, r *benchRun, _ func(string) bool) ([]b
 	diy := func(ctx context.Context, d time.Duration) (rate, error) {
 		return workFor(ctx, 1, d, func(ctx context.Context, _, _ int) error { return diyMutate(ctx, kv, "doc") })
 	}
-	rs, err := alternateRates(ctx, r.size.rounds, r.size.round, side{"mutate", mutate}, side{"diy-kv", diy})
+	rs, err := alternateRates(ctx, r.size.Rounds, r.size.Round, side{"mutate", mutate}, side{"diy-kv", diy})
 	if err != nil {
 		return nil, err
 	}
-	return []benchResult{result("mutate_tput_vs_diy_kv", rs[0].perSecond(), unitRate, rs[1].perSecond(),
+	return []Result{result("mutate_tput_vs_diy_kv", rs[0].perSecond(), UnitRate, rs[1].perSecond(),
 		"document %d bytes; Mutate %v, KV loop %v; %d rounds of %v each, alternating",
-		len(data), rs[0], rs[1], r.size.rounds, r.size.round)}, nil
+		len(data), rs[0], rs[1], r.size.Rounds, r.size.Round)}, nil
 }
 
 // diyMutate is what one would write without profileledger: read the whole
@@ -170,7 +170,7 @@ func diyMutate(ctx context.Context, kv jetstream.KeyValue, key string) error {
 
 // benchGroupCommit: group_commit_tput. Eight goroutines calling Mutate on
 // one session against one goroutine on the same session.
-func benchGroupCommit(ctx context.Context, r *benchRun, _ func(string) bool) ([]benchResult, error) {
+func benchGroupCommit(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result, error) {
 	_, js, err := r.env.connect("group")
 	if err != nil {
 		return nil, err
@@ -198,13 +198,13 @@ func benchGroupCommit(ctx context.Context, r *benchRun, _ func(string) bool) ([]
 			return rt, err
 		}}
 	}
-	rs, err := alternateRates(ctx, r.size.rounds, r.size.round, workers(groupCommitWorkers), workers(1))
+	rs, err := alternateRates(ctx, r.size.Rounds, r.size.Round, workers(groupCommitWorkers), workers(1))
 	if err != nil {
 		return nil, err
 	}
-	return []benchResult{result("group_commit_tput", rs[0].perSecond(), unitRate, rs[1].perSecond(),
+	return []Result{result("group_commit_tput", rs[0].perSecond(), UnitRate, rs[1].perSecond(),
 		"%d goroutines %v (%.1f mutations per append), 1 goroutine %v; %d rounds of %v each, alternating",
-		groupCommitWorkers, rs[0], float64(grouped)/float64(max(appends, 1)), rs[1], r.size.rounds, r.size.round)}, nil
+		groupCommitWorkers, rs[0], float64(grouped)/float64(max(appends, 1)), rs[1], r.size.Rounds, r.size.Round)}, nil
 }
 
 // benchAggregate: aggregate_tput_vs_async and its companions. Sixteen
@@ -216,7 +216,7 @@ func benchGroupCommit(ctx context.Context, r *benchRun, _ func(string) bool) ([]
 // synchronously (with the expected subject sequence and a message id, as
 // Mutate's append does) to their own shares of as many subjects, and Mutate
 // from one goroutine per session.
-func benchAggregate(ctx context.Context, r *benchRun, want func(string) bool) ([]benchResult, error) {
+func benchAggregate(ctx context.Context, r *benchRun, want func(string) bool) ([]Result, error) {
 	nc, js, err := r.env.connect("aggregate")
 	if err != nil {
 		return nil, err
@@ -226,13 +226,13 @@ func benchAggregate(ctx context.Context, r *benchRun, want func(string) bool) ([
 		return nil, err
 	}
 	defer closeStore(st)
-	n := r.size.sessions
+	n := r.size.Sessions
 	keys := make([]string, n)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("agg-%05d", i)
 	}
 	t0 := time.Now()
-	sessions, err := startSessions(ctx, st, keys, aggregateWorkers)
+	sessions, err := startSessions(ctx, st, keys, AggregateWorkers)
 	if err != nil {
 		return nil, err
 	}
@@ -246,11 +246,11 @@ func benchAggregate(ctx context.Context, r *benchRun, want func(string) bool) ([
 	}
 	// share returns the index of worker w's i-th item of n, round-robin.
 	share := func(w, i int) int {
-		mine := (n - w + aggregateWorkers - 1) / aggregateWorkers
-		return w + aggregateWorkers*(i%mine)
+		mine := (n - w + AggregateWorkers - 1) / AggregateWorkers
+		return w + AggregateWorkers*(i%mine)
 	}
 	mutate := func(ctx context.Context, d time.Duration) (rate, error) {
-		return workFor(ctx, aggregateWorkers, d, func(ctx context.Context, w, i int) error {
+		return workFor(ctx, AggregateWorkers, d, func(ctx context.Context, w, i int) error {
 			return sessions[share(w, i)].Mutate(ctx, "coin", addCoin)
 		})
 	}
@@ -266,7 +266,7 @@ func benchAggregate(ctx context.Context, r *benchRun, want func(string) bool) ([
 		syncSubjects[i] = eventSubject(st, fmt.Sprintf("sync-%05d", i))
 	}
 	syncPublish := func(ctx context.Context, d time.Duration) (rate, error) {
-		return workFor(ctx, aggregateWorkers, d, func(ctx context.Context, w, i int) error {
+		return workFor(ctx, AggregateWorkers, d, func(ctx context.Context, w, i int) error {
 			k := share(w, i)
 			ack, err := js.Publish(ctx, syncSubjects[k], data, jetstream.WithExpectLastSequencePerSubject(lasts[k]), jetstream.WithMsgID(uuid.NewString()))
 			if err != nil {
@@ -315,22 +315,22 @@ func benchAggregate(ctx context.Context, r *benchRun, want func(string) bool) ([
 	if each {
 		sides = append(sides, side{"mutate-each", mutateEach})
 	}
-	rs, err := alternateRates(ctx, r.size.rounds, r.size.round, sides...)
+	rs, err := alternateRates(ctx, r.size.Rounds, r.size.Round, sides...)
 	if err != nil {
 		return nil, err
 	}
-	out := []benchResult{
-		result("aggregate_tput_vs_async", rs[0].perSecond(), unitRate, rs[1].perSecond(),
+	out := []Result{
+		result("aggregate_tput_vs_async", rs[0].perSecond(), UnitRate, rs[1].perSecond(),
 			"%d sessions, %d workers: %v; PublishAsync of the same %d bytes to %d subjects: %v; %d rounds of %v each, alternating",
-			n, aggregateWorkers, rs[0], len(data), n, rs[1], r.size.rounds, r.size.round),
-		result("aggregate_tput_vs_sync", rs[0].perSecond(), unitRate, rs[2].perSecond(),
+			n, AggregateWorkers, rs[0], len(data), n, rs[1], r.size.Rounds, r.size.Round),
+		result("aggregate_tput_vs_sync", rs[0].perSecond(), UnitRate, rs[2].perSecond(),
 			"synchronous publish of the same bytes with expected subject sequence and message id, %d workers, %d subjects: %v",
-			aggregateWorkers, n, rs[2]),
-		result("sync_16_vs_async", rs[2].perSecond(), unitRate, rs[1].perSecond(),
-			"what %d callers that each wait for their ack can reach on this server, over PublishAsync", aggregateWorkers),
+			AggregateWorkers, n, rs[2]),
+		result("sync_16_vs_async", rs[2].perSecond(), UnitRate, rs[1].perSecond(),
+			"what %d callers that each wait for their ack can reach on this server, over PublishAsync", AggregateWorkers),
 	}
 	if each {
-		out = append(out, result("aggregate_1k_goroutines_vs_async", rs[3].perSecond(), unitRate, rs[1].perSecond(),
+		out = append(out, result("aggregate_1k_goroutines_vs_async", rs[3].perSecond(), UnitRate, rs[1].perSecond(),
 			"%d goroutines, one per session: %v", n, rs[3]))
 	}
 	return out, nil
@@ -338,7 +338,7 @@ func benchAggregate(ctx context.Context, r *benchRun, want func(string) bool) ([
 
 // benchProfileSize: mutate_p50_1k and mutate_p50_64k. Mutate setting one
 // number in a 1 KiB and in a 64 KiB profile, alternating.
-func benchProfileSize(ctx context.Context, r *benchRun, want func(string) bool) ([]benchResult, error) {
+func benchProfileSize(ctx context.Context, r *benchRun, want func(string) bool) ([]Result, error) {
 	_, js, err := r.env.connect("size")
 	if err != nil {
 		return nil, err
@@ -372,14 +372,14 @@ func benchProfileSize(ctx context.Context, r *benchRun, want func(string) bool) 
 			return time.Since(t0), err
 		}})
 	}
-	samples := max(r.size.samples/4, 1)
+	samples := max(r.size.Samples/4, 1)
 	ls, err := alternate(ctx, 20, samples, fns...)
 	if err != nil {
 		return nil, err
 	}
-	var out []benchResult
+	var out []Result
 	for i, sz := range sizes {
-		out = append(out, result(sz.result, ls[i].µs(0.5), unitMicros, 0,
+		out = append(out, result(sz.result, ls[i].µs(0.5), UnitMicros, 0,
 			"%s, %.0f µs process CPU during each; %d samples, alternating with the other size", ls[i].summary(), ls[i].cpuEach(), len(ls[i].latencies)))
 	}
 	return out, nil
@@ -388,7 +388,7 @@ func benchProfileSize(ctx context.Context, r *benchRun, want func(string) bool) 
 // benchTrade: trade_tput. One goroutine trading coins between two sessions
 // with profileledger.Trade (one atomic batch of two fenced appends) against
 // one goroutine's Mutate on a third session, alternating.
-func benchTrade(ctx context.Context, r *benchRun, _ func(string) bool) ([]benchResult, error) {
+func benchTrade(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result, error) {
 	_, js, err := r.env.connect("trade")
 	if err != nil {
 		return nil, err
@@ -414,13 +414,13 @@ func benchTrade(ctx context.Context, r *benchRun, _ func(string) bool) ([]benchR
 	mutate := func(ctx context.Context, d time.Duration) (rate, error) {
 		return workFor(ctx, 1, d, func(ctx context.Context, _, _ int) error { return ss[2].Mutate(ctx, "coin", addCoin) })
 	}
-	rs, err := alternateRates(ctx, r.size.rounds, r.size.round, side{"trade", trade}, side{"mutate", mutate})
+	rs, err := alternateRates(ctx, r.size.Rounds, r.size.Round, side{"trade", trade}, side{"mutate", mutate})
 	if err != nil {
 		return nil, err
 	}
 	if rs[0].ops == 0 {
 		return nil, errors.New("no trade completed in a round; use a longer -round")
 	}
-	return []benchResult{result("trade_tput", rs[0].perSecond(), unitRate, rs[1].perSecond(),
-		"trades %v, Mutate %v; %d rounds of %v each, alternating", rs[0], rs[1], r.size.rounds, r.size.round)}, nil
+	return []Result{result("trade_tput", rs[0].perSecond(), UnitRate, rs[1].perSecond(),
+		"trades %v, Mutate %v; %d rounds of %v each, alternating", rs[0], rs[1], r.size.Rounds, r.size.Round)}, nil
 }

@@ -1,4 +1,4 @@
-package main
+package benchrun
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/internal/embedded"
 	"github.com/profileledger/profileledger/internal/names"
 )
 
@@ -51,12 +52,12 @@ func newBenchEnv(ctx context.Context, serverURL string, log *slog.Logger, progre
 		if err != nil {
 			return nil, err
 		}
-		ns, err := startNATS(natsConfig{host: "127.0.0.1", port: server.RANDOM_PORT, dir: dir})
+		ns, err := embedded.Start(embedded.Config{Host: "127.0.0.1", Port: server.RANDOM_PORT, Dir: dir})
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}
-		e.ns, e.dir, e.url, e.server = ns, dir, natsURL(ns), "embedded"
+		e.ns, e.dir, e.url, e.server = ns, dir, embedded.URL(ns), "embedded"
 		fmt.Fprintf(progress, "bench          embedded NATS at %s, store in %s (removed at the end)\n", e.url, dir)
 	} else {
 		e.url, e.server = serverURL, redactURL(serverURL)
@@ -138,7 +139,7 @@ func (e *benchEnv) close() {
 		nc.Close()
 	}
 	if e.ns != nil {
-		stopNATS(e.ns)
+		embedded.Stop(e.ns)
 		os.RemoveAll(e.dir)
 		return
 	}
@@ -173,8 +174,8 @@ func (e *benchEnv) close() {
 	}
 }
 
-// benchMachine describes where the run ran.
-type benchMachine struct {
+// Machine describes where the run ran.
+type Machine struct {
 	Go         string `json:"go"`
 	GOOS       string `json:"goos"`
 	GOARCH     string `json:"goarch"`
@@ -188,8 +189,8 @@ type benchMachine struct {
 	Notes      string `json:"notes"`
 }
 
-func (e *benchEnv) machine() benchMachine {
-	m := benchMachine{
+func (e *benchEnv) machine() Machine {
+	m := Machine{
 		Go: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
 		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPUModel: cpuModel(),
 		NATSServer: e.version, Server: e.server, Storage: "file", Sync: "the server's",
