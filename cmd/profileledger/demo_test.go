@@ -20,7 +20,9 @@ import (
 func TestDemoPasses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	code, stdout, stderr := run(t, ctx, "demo", "-duration", "3s", "-players", "8", "-servers", "3")
+	// 5 s: the traders must get some trades through while players hop
+	// (in 3 s under -race a run once had all three of its trades fail cleanly).
+	code, stdout, stderr := run(t, ctx, "demo", "-duration", "5s", "-players", "8", "-servers", "3")
 	t.Logf("output:\n%s", stdout)
 	if stderr != "" {
 		t.Logf("stderr:\n%s", stderr)
