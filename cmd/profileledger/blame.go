@@ -49,16 +49,18 @@ func (m *Main) runBlame(ctx context.Context, args []string) int {
 		writeJSON(m.stdout, b)
 		return exitOK
 	}
-	fmt.Fprintf(m.stdout, "%s of profile %q: changed by %d event(s)\n\n", b.Path, b.Key, len(b.Changes))
-	tw := tabwriter.NewWriter(m.stdout, 0, 4, 2, ' ', 0)
+	out, done := m.humanOut()
+	defer done()
+	fmt.Fprintf(out, "%s of profile %q: changed by %d event(s)\n\n", b.Path, b.Key, len(b.Changes))
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tSTORED (UTC)\tBEFORE -> AFTER\tWHO/WHY\tHOW")
 	for _, c := range b.Changes {
 		fmt.Fprintf(tw, "%d\t%s\t%s -> %s\t%s\t%s\n", c.Seq, fmtTime(c.Stored), clip(rawOr(c.Before), 24), clip(rawOr(c.After), 24), clip(whoWhy(c.Meta), 32), c.How)
 	}
 	tw.Flush()
 	if len(b.Elements) > 0 {
-		fmt.Fprintf(m.stdout, "\nelements now:\n\n")
-		tw = tabwriter.NewWriter(m.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(out, "\nelements now:\n\n")
+		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "INDEX\tVALUE\tSEQ\tSTORED (UTC)\tWHO/WHY\tHOW")
 		for _, e := range b.Elements {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", strconv.Itoa(e.Index), clip(string(e.Value), 30), e.Seq, fmtTime(e.Stored), clip(whoWhy(e.Meta), 32), e.How)

@@ -53,7 +53,9 @@ func (m *Main) runDiff(ctx context.Context, args []string) int {
 		writeJSON(m.stdout, d)
 		return exitOK
 	}
-	printDiff(m.stdout, d)
+	out, done := m.humanOut()
+	defer done()
+	printDiff(out, d)
 	return exitOK
 }
 

@@ -62,20 +62,22 @@ func (m *Main) runDupes(ctx context.Context, args []string) int {
 		writeJSON(m.stdout, rep)
 	} else {
 		p := painter(isTerminal(m.stdout))
+		out, done := m.humanOut()
+		defer done()
 		summary := fmt.Sprintf("%d dupe(s) found", len(rep.Dupes))
 		if len(rep.Dupes) > 0 {
 			summary = p.red(summary)
 		} else {
 			summary = p.green(summary)
 		}
-		fmt.Fprintf(m.stdout, "store %s, %s: %d profiles, %d values; %s\n", pos[0], rep.Pattern, rep.Profiles, rep.Values, summary)
+		fmt.Fprintf(out, "store %s, %s: %d profiles, %d values; %s\n", pos[0], rep.Pattern, rep.Profiles, rep.Values, summary)
 		for _, d := range rep.Dupes {
 			at := make([]string, len(d.At))
 			for i, l := range d.At {
 				at[i] = fmt.Sprintf("%q %s", l.Key, l.Path)
 			}
-			fmt.Fprintf(m.stdout, "\n== %s at %s\n", d.Value, strings.Join(at, "; "))
-			printTrace(m.stdout, p, d.Trace)
+			fmt.Fprintf(out, "\n== %s at %s\n", d.Value, strings.Join(at, "; "))
+			printTrace(out, p, d.Trace)
 		}
 	}
 	if len(rep.Dupes) > 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,9 +9,11 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -176,4 +179,87 @@ func rawOr(v json.RawMessage) string {
 		return "(absent)"
 	}
 	return string(v)
+}
+
+// humanOut returns where a command prints its human (non-JSON) output: on
+// a terminal, a writer that cuts each line to the terminal's width ($COLUMNS,
+// or 80) so that tables stay readable at 80 columns, ending a cut line with
+// "…"; elsewhere (a pipe, a file) stdout itself, every line whole. -json
+// always has everything. Call done when the output is written.
+func (m *Main) humanOut() (w io.Writer, done func()) {
+	if !isTerminal(m.stdout) {
+		return m.stdout, func() {}
+	}
+	width := 80
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n >= 20 {
+		width = n
+	}
+	fw := &fitWriter{w: m.stdout, width: width}
+	return fw, func() { fw.flush() }
+}
+
+// fitWriter cuts every line written through it to width runes, not
+// counting ANSI colour sequences (ESC [ ... m), and ends a cut line with
+// "…".
+type fitWriter struct {
+	w     io.Writer
+	width int
+	line  []byte
+}
+
+func (f *fitWriter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		f.line = append(f.line, b)
+		if b == '\n' {
+			if err := f.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(p), nil
+}
+
+// flush writes the buffered line, cut to width.
+func (f *fitWriter) flush() error {
+	if len(f.line) == 0 {
+		return nil
+	}
+	_, err := f.w.Write(fitLine(f.line, f.width))
+	f.line = f.line[:0]
+	return err
+}
+
+// fitLine returns line (which may end in a newline) cut to width visible
+// runes.
+func fitLine(line []byte, width int) []byte {
+	nl := len(line) > 0 && line[len(line)-1] == '\n'
+	body := line
+	if nl {
+		body = line[:len(line)-1]
+	}
+	visible, cutAt := 0, -1
+	for i := 0; i < len(body); {
+		if body[i] == 0x1b && i+1 < len(body) && body[i+1] == '[' {
+			j := bytes.IndexByte(body[i:], 'm')
+			if j < 0 {
+				break
+			}
+			i += j + 1
+			continue
+		}
+		_, size := utf8.DecodeRune(body[i:])
+		visible++
+		if visible == width && cutAt < 0 {
+			cutAt = i // the last rune that fits, if the line is longer
+		}
+		i += size
+	}
+	if visible <= width || cutAt < 0 {
+		return line
+	}
+	out := append(append([]byte(nil), body[:cutAt]...), "…\x1b[0m"...)
+	if nl {
+		out = append(out, '\n')
+	}
+	return out
 }

@@ -81,7 +81,9 @@ func (m *Main) runLog(ctx context.Context, args []string) int {
 	}
 	defer iv.close()
 
-	tw := tabwriter.NewWriter(m.stdout, 0, 4, 2, ' ', 0)
+	out, done := m.humanOut()
+	defer done()
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	enc := json.NewEncoder(m.stdout)
 	n := 0
 	print := func(e investigate.Entry) error {

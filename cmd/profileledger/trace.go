@@ -65,7 +65,9 @@ func (m *Main) runTrace(ctx context.Context, args []string) int {
 		writeJSON(m.stdout, t)
 		return exitOK
 	}
-	printTrace(m.stdout, painter(isTerminal(m.stdout)), t)
+	out, done := m.humanOut()
+	defer done()
+	printTrace(out, painter(isTerminal(m.stdout)), t)
 	return exitOK
 }
 
