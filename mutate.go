@@ -467,12 +467,9 @@ func (s *Session[T]) claim(ctx context.Context) error {
 	defer s.mu.Unlock()
 	s.claimers++
 	if !s.waitIdleLocked(ctx) {
+		// A commit is still in flight: its leader goes on draining the
+		// queue once it sees no claimer left.
 		s.claimers--
-		if s.claimers == 0 && !s.committing && len(s.queue) > 0 {
-			// The leader left the queue to this claim: hand it on.
-			s.committing = true
-			s.st.goDrain(s)
-		}
 		return ctx.Err()
 	}
 	s.claimers--

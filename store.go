@@ -264,15 +264,6 @@ func (st *Store[T]) goBackground(fn func()) bool {
 	return true
 }
 
-// goDrain hands the mutation queue of s to a goroutine of the store's.
-func (st *Store[T]) goDrain(s *Session[T]) {
-	st.wg.Add(1)
-	go func() {
-		defer st.wg.Done()
-		s.drain()
-	}()
-}
-
 func (st *Store[T]) unregister(token string, s *Session[T]) {
 	st.mu.Lock()
 	if st.sessions[token] == s {
