@@ -82,13 +82,10 @@ func (st *Store[T]) erase(ctx context.Context, s *Session[T], meta map[string]st
 			return err
 		}
 	}
-	s.renewMu.Lock()
 	s.mu.Lock()
 	l := s.lease
 	s.mu.Unlock()
-	err = st.leases.Release(ctx, l)
-	s.renewMu.Unlock()
-	if err != nil {
+	if err = st.leases.Release(ctx, l); err != nil {
 		st.log.Warn("lease not released after an erasure", logKey, s.key, logErr, err)
 	}
 	s.mu.Lock()

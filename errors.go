@@ -51,3 +51,7 @@ var ErrUncertain = errors.New("profileledger: outcome unknown")
 // event, or an event that does not fold, and the store is set to stop on it.
 // The error names the sequence.
 var ErrBadEvent = errors.New("profileledger: bad event in log")
+
+// errLapsed: a session could not be registered under a heartbeat that
+// lapsed while it started; StartSession contends again under the new one.
+var errLapsed = errors.New("profileledger: this node's heartbeat lapsed")

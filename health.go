@@ -49,17 +49,18 @@ type Health struct {
 	// SessionsHeld is the number of live sessions the store holds.
 	SessionsHeld int
 	// SessionsLost counts the store's sessions that ended as lost since
-	// Open: fenced by a newer session (a steal, a take-over), or unable to
-	// renew their lease in time. A steal makes one on purpose, so a lost
+	// Open: fenced by a newer session (a steal, a take-over), or lost with
+	// the store's heartbeat when it could not be renewed in time. A steal makes one on purpose, so a lost
 	// session is not an error by itself; the NATS errors that lose a
 	// session are.
 	SessionsLost uint64
-	// RenewalsLate counts lease renewals that succeeded more than half a
-	// lease TTL after the previous one (they are due every third of it):
-	// the lease came within half a TTL of expiring. Each is an error too.
+	// RenewalsLate counts renewals of the store's heartbeat (the liveness
+	// of all its leases) that succeeded more than half a lease TTL after
+	// the previous one (they are due every third of it): it came within
+	// half a TTL of lapsing. Each is an error too.
 	RenewalsLate uint64
-	// RenewalsFailed counts lease renewal attempts that failed for a reason
-	// other than the lease having been taken. Each is an error too.
+	// RenewalsFailed counts heartbeat renewal attempts that failed for a
+	// reason other than the heartbeat having lapsed. Each is an error too.
 	RenewalsFailed uint64
 }
 
@@ -151,16 +152,22 @@ func WithErrorHandler(fn func(err error)) Option {
 // handler of WithErrorHandler receives it and Health.LastError holds it.
 type OpError struct {
 	// Op is what failed: "append", "read" (reading the log to settle an
-	// earlier unknown outcome), "renew", "lease" (reading or writing a
-	// lease while starting a session), "snapshot" or "flush".
+	// earlier unknown outcome), "renew" (the store's heartbeat: Key is
+	// empty), "lease" (reading or writing a lease while starting a
+	// session), "snapshot" or "flush".
 	Op string
-	// Key is the profile's key.
+	// Key is the profile's key ("" for the store's heartbeat).
 	Key string
 	// Err is the cause.
 	Err error
 }
 
-func (e *OpError) Error() string { return fmt.Sprintf("profileledger: %s %q: %v", e.Op, e.Key, e.Err) }
+func (e *OpError) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("profileledger: %s: %v", e.Op, e.Err)
+	}
+	return fmt.Sprintf("profileledger: %s %q: %v", e.Op, e.Key, e.Err)
+}
 
 // Unwrap returns the cause.
 func (e *OpError) Unwrap() error { return e.Err }

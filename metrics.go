@@ -32,8 +32,8 @@ import (
 //	handovers_total                  counter: profiles a live holder handed to this store on request
 //	steals_total                     counter: live leases this store took at once (Steal)
 //	takeovers_total                  counter: profiles this store took over from a holder that did not answer a
-//	                                 hand-over request and then stopped renewing its lease (counted when the
-//	                                 lease expires, before the store takes it; a racing contender may win it)
+//	                                 hand-over request and whose node's heartbeat then lapsed (counted when it
+//	                                 lapses, before the store takes the lease; a racing contender may win it)
 //	sessions_ended_total{reason}     counter: sessions over, by reason: ended (End, Close), handed_over, lost
 //	mutations_total{outcome}         counter: Mutate and Apply calls, by outcome: ok, uncertain (ErrUncertain),
 //	                                 lost (ErrSessionLost), ended (ErrSessionEnded), invalid (ErrInvalidInput,
@@ -45,8 +45,9 @@ import (
 //	                                 stale (refused: a foreign message moved the log; read and retried),
 //	                                 too_large, uncertain (no acknowledgement), error (refused by NATS)
 //	events_appended_total            counter: events in the appends that were acknowledged
-//	lease_renewals_total{outcome}    counter: lease renewal attempts: ok, late (more than half a TTL after the
-//	                                 previous renewal), failed, lost (the lease was taken)
+//	lease_renewals_total{outcome}    counter: renewals of the store's heartbeat (the liveness of all its leases):
+//	                                 ok, late (more than half a TTL after the previous one), failed, lost (it
+//	                                 lapsed: every session of the store was lost)
 //	errors_total{op}                 counter: errors counted against the store's health (OpError.Op)
 //	messages_pending                 gauge: inbox messages the store's sessions (HandleMessages) have read and not
 //	                                 yet handled: a handler that keeps refusing one shows here
@@ -169,7 +170,7 @@ func newObserver(store string, nc *nats.Conn, hc healthConfig) *observer {
 			trades:    desc("trades_total", "Trade calls that ran, by outcome.", "outcome"),
 			appends:   desc("appends_total", "Appends to the log (one message or one atomic batch), by outcome.", "outcome"),
 			events:    desc("events_appended_total", "Events in acknowledged appends."),
-			renewals:  desc("lease_renewals_total", "Lease renewal attempts, by outcome.", "outcome"),
+			renewals:  desc("lease_renewals_total", "Renewals of the store's heartbeat (the liveness of every lease it holds), by outcome.", "outcome"),
 			errors:    desc("errors_total", "Errors counted against the store's health, by operation.", "op"),
 			pending:   desc("messages_pending", "Inbox messages the store's sessions have read and not yet handled."),
 			handled:   desc("messages_handled_total", "Inbox messages handled (HandleMessages): their events are committed."),
@@ -330,15 +331,15 @@ func (o *observer) appended(key string, n int, err error) {
 	}
 }
 
-// renewed counts a renewal attempt of the lease of the profile key, under
-// the store's ctx, that returned err; last is when the lease was last
-// renewed, ttl its time to live. Renewals are due every third of ttl: one
+// renewed counts a renewal attempt of the store's heartbeat (the liveness
+// of every lease it holds; key is ""), under the store's ctx, that
+// returned err; last is when it was last renewed, ttl its time to live. Renewals are due every third of ttl: one
 // that lands more than half a ttl after the last is late.
 func (o *observer) renewed(ctx context.Context, key string, err error, last time.Time, ttl time.Duration) {
 	switch since := time.Since(last); {
 	case err == nil && since > ttl/2:
 		o.renewals[renewalLate].Add(1)
-		o.fail(opRenew, key, fmt.Errorf("lease renewed late: %v after the previous renewal (TTL %v)", since.Round(time.Millisecond), ttl))
+		o.fail(opRenew, key, fmt.Errorf("heartbeat renewed late: %v after the previous renewal (TTL %v)", since.Round(time.Millisecond), ttl))
 	case err == nil:
 		o.renewals[renewalOK].Add(1)
 	case errors.Is(err, lease.ErrLost):

@@ -93,8 +93,8 @@ func TestMetricsCountWhatTheStoreDid(t *testing.T) {
 	if err := sa.Mutate(ctx, "refused", func(*Player) error { return errors.New("no") }); err == nil {
 		t.Fatal("a failing function's mutation succeeded")
 	}
-	// b steals p1; a's next mutation is fenced (or a renewal finds the
-	// lease taken first) and a's session is lost.
+	// b steals p1; a's session is lost (by b's notice, or at its next
+	// mutation, which is fenced).
 	start(t, b, "p1", profileledger.Steal())
 	if err := sa.Mutate(ctx, "coins", addCoins(1)); !errors.Is(err, profileledger.ErrSessionLost) {
 		t.Fatalf("the robbed session's Mutate: %v, want ErrSessionLost", err)
@@ -151,9 +151,6 @@ func TestMetricsCountWhatTheStoreDid(t *testing.T) {
 		}
 	}
 
-	if got := value("a", "appends_total", "outcome", "fenced") + value("a", "lease_renewals_total", "outcome", "lost"); got < 1 {
-		t.Errorf("a: neither a fenced append nor a lost lease renewal was counted")
-	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := c.Close(cctx); err != nil {

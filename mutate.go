@@ -251,6 +251,10 @@ func (s *Session[T]) commit(batch []*request[T]) {
 					s.unflushed = append(s.unflushed, pending{ev: *o.ev, doc: o.doc, ps: o.ps})
 				}
 			}
+			if len(s.unflushed) > 0 && !s.flushDue {
+				s.flushDue = true
+				s.st.scheduleFlush(s)
+			}
 			s.mu.Unlock()
 			ackAll(out, nil)
 			return

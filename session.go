@@ -58,7 +58,7 @@ type Session[T any] struct {
 	version     uint64 // last event of the profile in the log
 	fence       uint64 // last message on the subject this session has read
 	lease       lease.Lease
-	renewedAt   time.Time
+	life        *life // the store's heartbeat incarnation the lease names
 	sinceSnap   int
 	queue       []*request[T]
 	committing  bool
@@ -70,7 +70,7 @@ type Session[T any] struct {
 	uncertain   map[string]bool // ids of events whose append's outcome is unknown (durable mode, trades)
 	gen         uint64          // bumped when readPast replaces doc under a deferred session's feet
 	flushMu     sync.Mutex      // one flush at a time: two would race for one fence
-	renewMu     sync.Mutex      // held by a renewal attempt; End takes it to release the lease
+	flushDue    bool            // deferred mode: a timed flush is scheduled (Store.scheduleFlush)
 	report      LoadReport
 	ps          profileState            // the profile's state beside data: what the fold keeps of library events
 	logPS       profileState            // ps as the log holds it at version (deferred mode: less the unflushed)
@@ -137,13 +137,27 @@ func (st *Store[T]) startSession(ctx context.Context, key string, sc sessionConf
 		done:    make(chan struct{}),
 	}
 	s.idle = sync.NewCond(&s.mu)
-	rec := lease.Record{Session: s.id, Node: st.cfg.node, Control: st.names.Control(st.id, token)}
+	// While it contends, the session answers hand-over requests (once it
+	// has started) and steal notices addressed to its id.
+	st.mu.Lock()
+	st.starting[s.id] = s
+	st.mu.Unlock()
+	defer func() {
+		st.mu.Lock()
+		delete(st.starting, s.id)
+		st.mu.Unlock()
+	}()
 	// Read the profile while contending for its lease: an uncontended start
 	// then costs the lease's round trips and the fence's, not the load's
 	// too. A read that turns out stale is caught by the fence.
 	pf := st.prefetch(ctx, key, token)
 	defer pf.wait()
 	for attempt := 0; ; attempt++ {
+		lf, err := st.currentLife(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rec := lease.Record{Session: s.id, Node: st.cfg.node, Control: st.names.Control(st.id, token), Holder: lf.hb.ID()}
 		l, free, err := st.acquire(ctx, token, rec, sc)
 		if err != nil {
 			return nil, err
@@ -155,10 +169,16 @@ func (st *Store[T]) startSession(ctx context.Context, key string, sc sessionConf
 			pre = pf.result()
 		}
 		s.mu.Lock()
-		s.lease, s.renewedAt = l, time.Now()
+		s.lease, s.life = l, lf
 		s.mu.Unlock()
 		if err := st.register(token, s); err != nil {
 			st.releaseQuietly(l)
+			if errors.Is(err, errLapsed) {
+				if attempt < 5 {
+					continue // the lease named a heartbeat that lapsed meanwhile: again, under the new one
+				}
+				err = fmt.Errorf("%w: %w", ErrSessionLost, err)
+			}
 			return nil, err
 		}
 		err = s.begin(ctx, pre)
@@ -167,7 +187,6 @@ func (st *Store[T]) startSession(ctx context.Context, key string, sc sessionConf
 			if err = s.startLost; err == nil {
 				s.state = stateActive
 				st.obs.started(t0)
-				s.lease.Record.Epoch = s.epoch
 			}
 			s.mu.Unlock()
 			if err == nil {
@@ -212,6 +231,12 @@ const leaseAttemptTimeout = 2 * time.Second
 
 // acquire gets the lease of token, by create, hand-over, expiry or steal.
 // free says that nobody held it: it was created at the first look.
+//
+// A held lease is live while the heartbeat it names is: a dead holder's
+// lease is taken over as soon as its heartbeat is gone (or silent for a
+// TTL by this process's clock), a stale record (its node answers that it
+// holds no such session) at once. Each take-over is a compare-and-set on
+// the revision seen; the log's fence decides the rest.
 func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record, sc sessionConfig) (l lease.Lease, free bool, err error) {
 	poll := min(max(st.leases.TTL()/10, 20*time.Millisecond), 250*time.Millisecond)
 	for attempt := 0; ; attempt++ {
@@ -238,18 +263,25 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 		}
 		cur := held.Current
 		seen := time.Now()
-		switch {
-		case sc.noWait:
-			return lease.Lease{}, false, fmt.Errorf("%w: %w", ErrLocked, held)
-		case sc.steal:
+		if sc.noWait {
+			// A dead holder holds nothing: take it over; a live one's
+			// profile is locked.
 			actx, cancel := context.WithTimeout(ctx, leaseAttemptTimeout)
-			l, err := st.leases.Steal(actx, token, cur.Revision, rec)
+			live, err := st.leases.Live(actx, cur)
 			cancel()
+			if err != nil || live {
+				return lease.Lease{}, false, fmt.Errorf("%w: %w", ErrLocked, held)
+			}
+			sc.steal = true
+		}
+		if sc.steal {
+			l, again, err := st.takeOver(ctx, token, cur, rec)
 			if err == nil {
 				st.obs.stole()
+				lease.NotifyStolen(st.nc, cur, st.cfg.node)
 				return l, false, nil
 			}
-			if !errors.Is(err, lease.ErrLost) && ctx.Err() != nil {
+			if !again {
 				return lease.Lease{}, false, err
 			}
 			continue // it changed under us, or the reply was lost: look again
@@ -258,30 +290,58 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 		reply, err := lease.RequestHandover(hctx, st.nc, cur, st.cfg.node)
 		cancel()
 		st.obs.handover(seen, err == nil && reply.Released)
-		if err == nil && reply.Released {
+		switch {
+		case err == nil && reply.Released:
 			continue
-		}
-		if ctx.Err() != nil {
+		case err == nil && reply.NotHeld:
+			l, again, err := st.takeOver(ctx, token, cur, rec)
+			if err == nil {
+				return l, false, nil
+			}
+			if !again {
+				return lease.Lease{}, false, err
+			}
+			continue
+		case ctx.Err() != nil:
 			return lease.Lease{}, false, fmt.Errorf("%w: gave up waiting for %s: %w", ErrLocked, cur.Record.Node, ctx.Err())
 		}
-		// No answer: wait for the lease to go, change, or fall silent for a
-		// TTL counted from when we first saw it.
-		wl, res, err := st.leases.WaitSince(ctx, cur, seen, poll)
+		// No answer: wait for the lease to go or change, or for its
+		// holder's heartbeat to lapse; and after two TTLs ask again (a
+		// live node whose session is gone answers "not held").
+		wctx, cancel := context.WithTimeout(ctx, 2*st.leases.TTL())
+		wl, res, err := st.leases.WaitHolder(wctx, cur, seen, poll)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			continue
+		}
 		if err != nil {
 			return lease.Lease{}, false, fmt.Errorf("%w: gave up waiting for %s: %w", ErrLocked, cur.Record.Node, err)
 		}
 		st.obs.waited(res)
 		if res == lease.Expired {
-			st.log.Info("taking over a silent holder's profile", logKey, token, "holder", wl.Record.Node)
-			l, err := st.leases.Steal(ctx, token, wl.Revision, rec)
+			st.log.Info("taking over a dead holder's profile", logKey, token, "holder", wl.Record.Node)
+			l, again, err := st.takeOver(ctx, token, wl, rec)
 			if err == nil {
 				return l, false, nil
 			}
-			if !errors.Is(err, lease.ErrLost) {
+			if !again {
 				return lease.Lease{}, false, err
 			}
 		}
 	}
+}
+
+// takeOver replaces the lease cur with rec (a compare-and-set on cur's
+// revision). again says the lease changed under us (or the reply was lost,
+// or NATS is unreachable with time left): look again.
+func (st *Store[T]) takeOver(ctx context.Context, token string, cur lease.Lease, rec lease.Record) (l lease.Lease, again bool, err error) {
+	actx, cancel := context.WithTimeout(ctx, leaseAttemptTimeout)
+	defer cancel()
+	l, err = st.leases.Steal(actx, token, cur.Revision, rec)
+	if err == nil {
+		return l, false, nil
+	}
+	return lease.Lease{}, errors.Is(err, lease.ErrLost) || ctx.Err() == nil, err
 }
 
 func (st *Store[T]) releaseQuietly(l lease.Lease) {
@@ -604,15 +664,10 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 		s.st.log.Warn("snapshot not saved at session end", logKey, s.key, logErr, err)
 		s.st.obs.fail(opSnapshot, s.key, err)
 	}
-	// Wait for a renewal in flight (none starts once ending), so that the
-	// release's compare-and-set sees the lease as it finally is.
-	s.renewMu.Lock()
 	s.mu.Lock()
 	l := s.lease
 	s.mu.Unlock()
-	err = s.st.leases.Release(ctx, l)
-	s.renewMu.Unlock()
-	if err != nil {
+	if err = s.st.leases.Release(ctx, l); err != nil {
 		// The session's end is in the log; a lease we cannot delete expires.
 		s.st.log.Warn("lease not released", logKey, s.key, logErr, err)
 	}
@@ -662,9 +717,15 @@ func (s *Session[T]) loseUnless(cause error, over sessionState) {
 		return
 	}
 	s.state, s.err = stateDone, fmt.Errorf("%w: %w", ErrSessionLost, cause)
+	l := s.lease
 	s.mu.Unlock()
 	s.st.log.Warn("session lost", logKey, s.key, logSession, s.id, logErr, cause)
 	s.finish()
+	// The lease outlives the session only while this node lives, so give
+	// it back (a compare-and-set: a lease already taken over is left).
+	// A write of this session still in flight is stopped by the next
+	// holder's fence, as a zombie's is.
+	s.st.goBackground(func() { s.st.releaseQuietly(l) })
 }
 
 // finish runs once, after state became stateDone.
@@ -869,66 +930,4 @@ func (p pendingSnapshot) encode() (snapshots.Snapshot, error) {
 // snapshotLocked saves a snapshot in the background.
 func (s *Session[T]) snapshotLocked() {
 	s.st.saveSnapshot(s.snapshotValueLocked())
-}
-
-// renew renews the session's lease; see Store.renewLoop.
-//
-// An attempt gets a third of the TTL; a failed one is retried at once with
-// Reclaim (a lost reply may have moved the revision: read it back, write
-// again) until a whole TTL has passed since the last renewal that succeeded.
-func (s *Session[T]) renew(ctx context.Context) {
-	ttl := s.st.leases.TTL()
-	for attempt := 0; ; attempt++ {
-		s.renewMu.Lock()
-		s.mu.Lock()
-		if s.state == stateDone || s.state == stateEnding {
-			s.mu.Unlock()
-			s.renewMu.Unlock()
-			return
-		}
-		l, last := s.lease, s.renewedAt
-		s.mu.Unlock()
-		left := ttl - time.Since(last)
-		if left <= 0 {
-			s.renewMu.Unlock()
-			s.lose(fmt.Errorf("lease not renewed for %v", ttl))
-			return
-		}
-		rctx, cancel := context.WithTimeout(ctx, min(ttl/3, left))
-		var nl lease.Lease
-		var err error
-		if attempt == 0 {
-			nl, err = s.st.leases.Renew(rctx, l)
-		} else {
-			nl, err = s.st.leases.Reclaim(rctx, l)
-		}
-		cancel()
-		s.st.obs.renewed(ctx, s.key, err, last, ttl)
-		if err == nil {
-			s.mu.Lock()
-			if s.lease.Revision == l.Revision {
-				s.lease, s.renewedAt = nl, time.Now()
-			}
-			s.mu.Unlock()
-		}
-		s.renewMu.Unlock()
-		switch {
-		case err == nil:
-			return
-		case s.ending():
-			return // End releases the lease itself; its fence settles the rest
-		case errors.Is(err, lease.ErrLost):
-			s.lose(fmt.Errorf("lease taken by another session: %w", err))
-			return
-		case ctx.Err() != nil:
-			return
-		}
-		if time.Since(last) >= ttl {
-			s.lose(fmt.Errorf("lease not renewed for %v: %w", ttl, err))
-			return
-		}
-		if !retry.Sleep(ctx, retry.Backoff(attempt+1, 5*time.Millisecond, 50*time.Millisecond)) {
-			return
-		}
-	}
 }

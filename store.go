@@ -54,9 +54,12 @@ type Store[T any] struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	sessions map[string]*Session[T] // by token
-	closed   bool
+	mu        sync.Mutex
+	sessions  map[string]*Session[T] // by token
+	starting  map[string]*Session[T] // by session id: sessions contending for their lease
+	life      *life                  // the heartbeat new leases name; nil while a lapsed one is replaced
+	lifeReady chan struct{}          // closed when life is set again
+	closed    bool
 }
 
 // Open opens the store called name on js, creating its stream and buckets if
@@ -66,7 +69,10 @@ type Store[T any] struct {
 // decoded over a copy of it, so fields added to T later get their template
 // values (and that change is recorded as an event at the next session).
 //
-// ctx bounds Open only; the store's background work (lease renewal,
+// Open starts the store's heartbeat: its liveness, shared by every session
+// it will hold (one message every third of the lease TTL, however many).
+//
+// ctx bounds Open only; the store's background work (the heartbeat,
 // hand-over replies, snapshots, deferred flushes) runs until Close.
 func Open[T any](ctx context.Context, js jetstream.JetStream, name string, template T, opts ...Option) (*Store[T], error) {
 	cfg := defaultConfig()
@@ -146,6 +152,7 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 		id:       uuid.NewString(),
 		ctx:      bg, cancel: cancel,
 		sessions: make(map[string]*Session[T]),
+		starting: make(map[string]*Session[T]),
 	}
 	st.obs = newObserver(name, st.nc, cfg.health)
 	st.ctlSub, err = st.nc.Subscribe(n.ControlAll(st.id), st.onControl)
@@ -159,13 +166,14 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 		cancel()
 		return nil, fmt.Errorf("profileledger: subscribe to hand-over requests: %w", err)
 	}
-	st.wg.Add(1)
-	go st.renewLoop()
-	st.obs.start(st.ctx, &st.wg)
-	if cfg.deferred > 0 {
-		st.wg.Add(1)
-		go st.flushLoop()
+	if st.life, err = st.newLife(ctx); err != nil {
+		st.ctlSub.Unsubscribe()
+		cancel()
+		return nil, fmt.Errorf("profileledger: open store %s: start the heartbeat: %w", name, err)
 	}
+	st.wg.Add(1)
+	go st.heartbeatLoop()
+	st.obs.start(st.ctx, &st.wg)
 	return st, nil
 }
 
@@ -223,6 +231,7 @@ func (st *Store[T]) Close(ctx context.Context) error {
 	st.cancel()
 	st.mu.Unlock()
 	st.wg.Wait()
+	st.stopLife(ctx)
 	st.ledger.Close()
 	return errors.Join(append(errs, err)...)
 }
@@ -236,6 +245,10 @@ func (st *Store[T]) register(token string, s *Session[T]) error {
 	if st.closed {
 		st.mu.Unlock()
 		return ErrClosed
+	}
+	if s.life.dead {
+		st.mu.Unlock()
+		return errLapsed
 	}
 	old := st.sessions[token]
 	st.sessions[token] = s
@@ -278,9 +291,9 @@ func (st *Store[T]) isClosed() bool {
 	return st.closed
 }
 
-// onControl answers a hand-over request. It runs the hand-over on its own
-// goroutine (owned by the store) so that one slow hand-over does not hold up
-// the others.
+// onControl answers a hand-over request, or takes a steal's notice. It
+// runs the hand-over on its own goroutine (owned by the store) so that one
+// slow hand-over does not hold up the others.
 func (st *Store[T]) onControl(m *nats.Msg) {
 	var req lease.HandoverRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil {
@@ -288,9 +301,36 @@ func (st *Store[T]) onControl(m *nats.Msg) {
 	}
 	st.mu.Lock()
 	s := st.sessions[req.Key]
-	if s == nil || s.id != req.Session || st.closed || s.erasing {
+	if s == nil || s.id != req.Session {
+		s = st.starting[req.Session] // still contending: it hands over once started
+	}
+	switch {
+	case st.closed:
 		st.mu.Unlock()
-		return // not ours (any more): no reply; the contender waits for the lease
+		return // its sessions are ending; the leases go with them
+	case req.Stolen:
+		if s == nil {
+			st.mu.Unlock()
+			return
+		}
+		st.wg.Add(1)
+		st.mu.Unlock()
+		go func() {
+			defer st.wg.Done()
+			st.confirmStolen(s, req.From)
+		}()
+		return
+	case s == nil:
+		st.mu.Unlock()
+		// The lease names a session this store does not hold (it ended or
+		// was lost without deleting its lease): say so, and the contender
+		// takes it over at the revision it saw.
+		data, _ := json.Marshal(lease.HandoverReply{NotHeld: true})
+		m.Respond(data)
+		return
+	case s.erasing:
+		st.mu.Unlock()
+		return // an erasure finishes first; the contender waits for the lease
 	}
 	st.wg.Add(1)
 	st.mu.Unlock()
@@ -315,74 +355,58 @@ func (st *Store[T]) onControl(m *nats.Msg) {
 	}()
 }
 
-// renewLoop renews every session's lease every third of the TTL. A session
-// whose lease was taken is lost; one whose lease could not be renewed for a
-// whole TTL (NATS unreachable) is lost too, because it can no longer know.
-func (st *Store[T]) renewLoop() {
-	defer st.wg.Done()
-	every := st.leases.TTL() / 3
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-st.ctx.Done():
-			return
-		case <-t.C:
-		}
-		st.mu.Lock()
-		live := make([]*Session[T], 0, len(st.sessions))
-		for _, s := range st.sessions {
-			live = append(live, s)
-		}
-		st.mu.Unlock()
-		sem := make(chan struct{}, 32)
-		var wg sync.WaitGroup
-		for _, s := range live {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				s.renew(st.ctx)
-			})
-		}
-		wg.Wait()
+// confirmStolen reads the lease of s after a steal's notice and, if
+// another session holds it now, ends s as lost at once. (Anyone may send a
+// notice; only the lease decides. Without a notice, s finds out at its next
+// fenced append.)
+func (st *Store[T]) confirmStolen(s *Session[T], by string) {
+	select {
+	case <-s.started:
+	case <-st.ctx.Done():
+		return
 	}
+	ctx, cancel := context.WithTimeout(st.ctx, leaseAttemptTimeout)
+	defer cancel()
+	cur, held, err := st.leases.Get(ctx, s.token)
+	if err != nil || (held && cur.Record.Session == s.id) {
+		return
+	}
+	s.takenOver(fmt.Errorf("lease taken over by %s", by))
 }
 
-// flushLoop appends deferred mutations every interval.
-func (st *Store[T]) flushLoop() {
-	defer st.wg.Done()
-	t := time.NewTicker(st.cfg.deferred)
-	defer t.Stop()
-	for {
-		select {
-		case <-st.ctx.Done():
-			return
-		case <-t.C:
-		}
-		st.mu.Lock()
-		live := make([]*Session[T], 0, len(st.sessions))
-		for _, s := range st.sessions {
-			live = append(live, s)
-		}
-		st.mu.Unlock()
-		// Sessions flush side by side: one whose NATS requests hang must
-		// not hold up the others' flushes.
-		sem := make(chan struct{}, 32)
-		var wg sync.WaitGroup
-		for _, s := range live {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				ctx, cancel := context.WithTimeout(st.ctx, ledger.DefaultTimeout)
-				defer cancel()
-				if err := s.Flush(ctx); err != nil && !errors.Is(err, ErrSessionEnded) && !errors.Is(err, ErrSessionLost) {
-					st.log.Warn("deferred flush failed; will retry", logKey, s.key, logErr, err)
-					st.obs.fail(opFlush, s.key, err)
-				}
-			})
-		}
-		wg.Wait()
+// scheduleFlush flushes s's deferred mutations one interval from now, on a
+// timer of s's own: a session costs nothing while it has nothing to flush,
+// and one slow or stuck flush delays no other session's. s.mu is held.
+func (st *Store[T]) scheduleFlush(s *Session[T]) {
+	time.AfterFunc(st.cfg.deferred, func() {
+		st.goBackground(func() { st.timedFlush(s) })
+	})
+}
+
+// timedFlush runs a flush that scheduleFlush set up; a failed one is
+// tried again an interval later.
+func (st *Store[T]) timedFlush(s *Session[T]) {
+	s.mu.Lock()
+	s.flushDue = false // mutations from here on schedule the next one
+	active := s.state == stateActive
+	s.mu.Unlock()
+	if !active {
+		return // End (or a loss) settles the backlog
 	}
+	ctx, cancel := context.WithTimeout(st.ctx, ledger.DefaultTimeout)
+	defer cancel()
+	err := s.Flush(ctx)
+	if err == nil || errors.Is(err, ErrSessionEnded) || errors.Is(err, ErrSessionLost) || st.ctx.Err() != nil {
+		return
+	}
+	st.log.Warn("deferred flush failed; will retry", logKey, s.key, logErr, err)
+	st.obs.fail(opFlush, s.key, err)
+	s.mu.Lock()
+	if !s.flushDue && s.state == stateActive {
+		s.flushDue = true
+		st.scheduleFlush(s)
+	}
+	s.mu.Unlock()
 }
 
 // saveSnapshot writes a snapshot in the background (snapshots are derived

@@ -18,6 +18,11 @@ type HandoverRequest struct {
 	Session string `json:"session"`
 	// From names the contender, for logs.
 	From string `json:"from"`
+	// Stolen, when set, is not a request but a notice: the contender has
+	// already taken the lease over (Steal). The holder checks the lease and,
+	// finding it another's, ends its session as lost at once rather than
+	// at its next fenced append. No reply is sent.
+	Stolen bool `json:"stolen,omitempty"`
 }
 
 // HandoverReply is the holder's answer.
@@ -29,6 +34,11 @@ type HandoverReply struct {
 	Version uint64 `json:"version,omitempty"`
 	// Error says why the holder did not release, if it did not.
 	Error string `json:"error,omitempty"`
+	// NotHeld says that the node addressed holds no session by that id:
+	// the lease record is stale (its session ended or was lost without
+	// deleting it), and the contender may take it over at the revision it
+	// saw. The log's fence keeps that safe whatever the record says.
+	NotHeld bool `json:"not_held,omitempty"`
 }
 
 // RequestHandover asks the holder of l to hand the profile over and waits
@@ -48,6 +58,61 @@ func RequestHandover(ctx context.Context, nc *nats.Conn, l Lease, from string) (
 		return HandoverReply{}, fmt.Errorf("lease: bad hand-over reply from %s: %w", l.Record.Node, err)
 	}
 	return r, nil
+}
+
+// NotifyStolen tells the holder of l, best effort, that its lease was
+// taken over by from. The holder's next fenced append would find out
+// anyway; the notice makes an idle holder let go at once.
+func NotifyStolen(nc *nats.Conn, l Lease, from string) {
+	data, err := json.Marshal(HandoverRequest{Key: l.Key, Session: l.Record.Session, From: from, Stolen: true})
+	if err == nil && l.Record.Control != "" {
+		nc.Publish(l.Record.Control, data)
+	}
+}
+
+// WaitHolder waits, polling every poll interval, until the lease seen is
+// free or replaced, or its holder is dead: the heartbeat it names is gone
+// (the server's TTL removed it) or stayed at one revision for a whole TTL
+// by this process's monotonic clock, counted from when this call first saw
+// that revision. A record that names no heartbeat (an older writer's) is
+// judged by its own revision since since, as WaitSince does. It returns Expired with the lease to Steal at its
+// revision, Free, Changed, or ctx's error.
+func (b *Bucket) WaitHolder(ctx context.Context, seen Lease, since time.Time, poll time.Duration) (Lease, WaitResult, error) {
+	if seen.Record.Holder == "" {
+		return b.WaitSince(ctx, seen, since, poll)
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	var beat uint64
+	for {
+		cur, held, err := b.Get(ctx, seen.Key)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return Lease{}, 0, ctx.Err()
+		case err != nil:
+			// The bucket is unreachable for now: keep waiting.
+		case !held:
+			return cur, Free, nil
+		case cur.Revision != seen.Revision:
+			return cur, Changed, nil
+		default:
+			rev, alive, err := b.beating(ctx, seen.Record.Holder)
+			switch {
+			case err != nil:
+			case !alive:
+				return cur, Expired, nil
+			case rev != beat:
+				beat, since = rev, time.Now() // it beats: count a TTL from now
+			case time.Since(since) >= b.ttl:
+				return cur, Expired, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return Lease{}, 0, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // WaitResult says why Wait returned.

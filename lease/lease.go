@@ -4,9 +4,12 @@
 // may be presumed dead. It is never the fence: a holder that pauses past its
 // lease is stopped by the event log, not by this package.
 //
-// Every write is a compare-and-set on the key's revision. Expiry is the NATS
-// server's per-message TTL (one clock, the server's) or a contender's own
-// monotonic clock; no decision compares two machines' clocks.
+// Every write is a compare-and-set on the key's revision. A lease record
+// names its holder node's heartbeat (heartbeat.go): liveness is renewed per
+// node, not per profile, so an idle held profile costs no traffic. Expiry
+// is the NATS server's per-message TTL on the heartbeat (one clock, the
+// server's) or a contender's own monotonic clock; no decision compares two
+// machines' clocks.
 package lease
 
 import (
@@ -27,8 +30,8 @@ import (
 // *HeldError that matches it.
 var ErrHeld = errors.New("lease: held by another session")
 
-// ErrLost means the caller's lease was taken over or removed: a renewal or
-// release found a revision it did not write.
+// ErrLost means the caller's lease (or heartbeat) was taken over or
+// removed: a write or release found a revision it did not write.
 var ErrLost = errors.New("lease: lost")
 
 // ErrBucketConfig means an existing lease bucket's configuration does not fit.
@@ -44,8 +47,14 @@ type Record struct {
 	Epoch uint64 `json:"epoch,omitempty"`
 	// Control is the subject the holder answers hand-over requests on.
 	Control string `json:"control"`
-	// TTLMillis is the lease's time to live, as the holder set it.
-	TTLMillis int64 `json:"ttl_ms"`
+	// Holder is the id of the heartbeat whose liveness stands for this
+	// lease (see StartHeartbeat). Such a record has no TTL of its own: it
+	// lives until released or taken over, and is live while its holder's
+	// heartbeat is. Empty in a record written by an older version, which
+	// kept each lease alive by its own TTL.
+	Holder string `json:"holder,omitempty"`
+	// TTLMillis is the lease's own time to live (0 when Holder is set).
+	TTLMillis int64 `json:"ttl_ms,omitempty"`
 }
 
 // Lease is a held (or observed) lease: its record and the revision that
@@ -151,7 +160,7 @@ func (b *Bucket) Get(ctx context.Context, key string) (l Lease, ok bool, err err
 		return Lease{}, false, fmt.Errorf("lease: get %s: %w", key, err)
 	}
 	l = Lease{Key: key, Revision: m.Sequence}
-	if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" {
+	if deleted(m.Header) {
 		return l, false, nil
 	}
 	if err := json.Unmarshal(m.Data, &l.Record); err != nil {
@@ -188,46 +197,9 @@ func (b *Bucket) Steal(ctx context.Context, key string, rev uint64, rec Record) 
 	return b.put(ctx, key, rev, rec)
 }
 
-// Renew rewrites the caller's lease, restarting its TTL. It fails with
-// ErrLost if the lease is no longer the caller's. A write whose reply was
-// lost moves the revision: when the compare-and-set fails, Renew reads the
-// lease and, if the record is still the caller's, writes again at the
-// revision it finds.
-func (b *Bucket) Renew(ctx context.Context, l Lease) (Lease, error) {
-	return b.renew(ctx, l, false)
-}
-
-// Reclaim is Renew after an attempt whose outcome is unknown: it reads the
-// lease first (two round trips, where a compare-and-set on a revision the
-// lost write moved would take three).
-func (b *Bucket) Reclaim(ctx context.Context, l Lease) (Lease, error) {
-	return b.renew(ctx, l, true)
-}
-
-func (b *Bucket) renew(ctx context.Context, l Lease, look bool) (Lease, error) {
-	rev := l.Revision
-	for range 4 {
-		if look {
-			cur, held, err := b.Get(ctx, l.Key)
-			if err != nil {
-				return l, err
-			}
-			if !held || cur.Record.Session != l.Record.Session {
-				return l, fmt.Errorf("%w: %s is no longer held by %s", ErrLost, l.Key, l.Record.Session)
-			}
-			rev = cur.Revision
-		}
-		n, err := b.put(ctx, l.Key, rev, l.Record)
-		if !errors.Is(err, ErrLost) {
-			return n, err
-		}
-		look = true // the revision moved: perhaps by our own write whose reply was lost
-	}
-	return l, fmt.Errorf("%w: %s keeps changing under renewal", ErrLost, l.Key)
-}
-
 // Release deletes the caller's lease. It fails with ErrLost if the lease is
-// no longer the caller's (nothing is deleted then).
+// no longer the caller's (nothing is deleted then). A lost reply is
+// settled by reading the lease back.
 func (b *Bucket) Release(ctx context.Context, l Lease) error {
 	rev := l.Revision
 	for range 2 {
@@ -252,17 +224,22 @@ func (b *Bucket) Release(ctx context.Context, l Lease) error {
 	return fmt.Errorf("%w: %s keeps changing under release", ErrLost, l.Key)
 }
 
-// put writes rec over revision rev (0: the key was never written) with the
-// bucket's TTL: a compare-and-set that also restarts the TTL. (A KV Update
-// would drop the TTL; publishing to the bucket's subject keeps it.)
+// put writes rec over revision rev (0: the key was never written): a
+// compare-and-set. A record that names its holder's heartbeat has no TTL of
+// its own; one that does not gets the bucket's. (A KV Update would drop a
+// TTL; publishing to the bucket's subject sets it.)
 func (b *Bucket) put(ctx context.Context, key string, rev uint64, rec Record) (Lease, error) {
-	rec.TTLMillis = b.ttl.Milliseconds()
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
+	rec.TTLMillis = 0
+	if rec.Holder == "" {
+		rec.TTLMillis = b.ttl.Milliseconds()
+		opts = append(opts, jetstream.WithMsgTTL(b.ttl))
+	}
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return Lease{}, fmt.Errorf("lease: encode record: %w", err)
 	}
-	ack, err := b.js.Publish(ctx, b.subject(key), data,
-		jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(b.ttl))
+	ack, err := b.js.Publish(ctx, b.subject(key), data, opts...)
 	if jserr.IsWrongLastSequence(err) {
 		return Lease{}, fmt.Errorf("%w: %s changed since revision %d", ErrLost, key, rev)
 	}

@@ -60,28 +60,6 @@ func TestAcquireIsExclusiveAndReleaseFreesIt(t *testing.T) {
 	}
 }
 
-func TestRenewKeepsTheLeaseAliveAcrossManyTTLs(t *testing.T) {
-	b := bucket(t)
-	c := ctx(t)
-	l, err := b.Acquire(c, "k", recA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2500 * time.Millisecond) // 2.5 TTLs
-	for time.Now().Before(deadline) {
-		time.Sleep(300 * time.Millisecond)
-		if l, err = b.Renew(c, l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cur, ok, err := b.Get(c, "k")
-	if err != nil || !ok || cur.Record.Session != "A" {
-		t.Fatalf("after renewals across 2.5 TTLs: %+v, %v, %v (a renewal dropped the key)", cur, ok, err)
-	}
-	// The last renewal still carries the TTL: without renewals it expires.
-	waitExpired(t, b, "k", 5*time.Second)
-}
-
 func waitExpired(t *testing.T, b *lease.Bucket, key string, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -100,69 +78,165 @@ func waitExpired(t *testing.T, b *lease.Bucket, key string, limit time.Duration)
 	}
 }
 
-func TestTheServerExpiresAnUnrenewedLease(t *testing.T) {
+func TestARecordWithoutAHeartbeatLivesByItsOwnTTL(t *testing.T) {
 	b := bucket(t)
 	c := ctx(t)
-	l, err := b.Acquire(c, "k", recA)
-	if err != nil {
+	if _, err := b.Acquire(c, "k", recA); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("expired after %v (TTL 1 s)", waitExpired(t, b, "k", 10*time.Second))
-	if _, err := b.Renew(c, l); !errors.Is(err, lease.ErrLost) {
-		t.Fatalf("Renew after expiry = %v, want ErrLost", err)
-	}
 	if _, err := b.Acquire(c, "k", recB); err != nil {
 		t.Fatalf("Acquire after expiry: %v", err)
 	}
 }
 
-func TestStealIsACompareAndSetAndTheOldHolderLosesIt(t *testing.T) {
+func TestARecordNamingAHeartbeatLivesAsLongAsItBeats(t *testing.T) {
+	b := bucket(t)
+	c := ctx(t)
+	hb, err := b.StartHeartbeat(c, "n1", lease.NodeRecord{Node: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := recA
+	rec.Holder = hb.ID()
+	l, err := b.Acquire(c, "k", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 8 { // 2.4 TTLs
+		time.Sleep(300 * time.Millisecond)
+		if err := hb.Beat(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, ok, err := b.Get(c, "k")
+	if err != nil || !ok || cur.Revision != l.Revision {
+		t.Fatalf("after 2.4 TTLs of beats the lease is %+v, %v, %v; want it untouched at revision %d (a record naming a heartbeat has no TTL)", cur, ok, err, l.Revision)
+	}
+	if live, err := b.Live(c, cur); err != nil || !live {
+		t.Fatalf("Live while the heartbeat beats = %v, %v", live, err)
+	}
+	// It stops beating: the server's TTL removes the heartbeat, the lease
+	// stays, and is dead.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		live, err := b.Live(c, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !live {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the heartbeat outlived its TTL by 9 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, ok, _ := b.Get(c, "k"); !ok {
+		t.Fatal("the lease record went with its heartbeat; it should stay until taken over")
+	}
+	if err := hb.Beat(c); !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("Beat after the heartbeat lapsed = %v, want ErrLost", err)
+	}
+}
+
+func TestABeatAfterALostReplyAdoptsItsOwnRevision(t *testing.T) {
+	b := bucket(t)
+	c := ctx(t)
+	hb, err := b.StartHeartbeat(c, "n1", lease.NodeRecord{Node: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same create again (its reply "lost") adopts the heartbeat...
+	again, err := b.StartHeartbeat(c, "n1", lease.NodeRecord{Node: "a"})
+	if err != nil {
+		t.Fatalf("StartHeartbeat again = %v", err)
+	}
+	if err := again.Beat(c); err != nil {
+		t.Fatal(err)
+	}
+	// ...and a beat at a revision that a write of its own moved succeeds.
+	if err := hb.Beat(c); err != nil {
+		t.Fatalf("Beat at a revision its own write moved = %v", err)
+	}
+	// Another node's record under the same id is not ours.
+	if _, err := b.StartHeartbeat(c, "n1", lease.NodeRecord{Node: "b"}); !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("StartHeartbeat of an id another record holds = %v, want ErrLost", err)
+	}
+}
+
+func TestStoppingAHeartbeatFreesItsLeasesAtOnce(t *testing.T) {
+	b := bucket(t)
+	c := ctx(t)
+	hb, err := b.StartHeartbeat(c, "n1", lease.NodeRecord{Node: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := recA
+	rec.Holder = hb.ID()
+	l, err := b.Acquire(c, "k", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// While it beats, WaitHolder does not report it dead.
+	stop := make(chan struct{})
+	beats := make(chan error, 1)
+	go func() {
+		tk := time.NewTicker(200 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				beats <- nil
+				return
+			case <-tk.C:
+				if err := hb.Beat(c); err != nil {
+					beats <- err
+					return
+				}
+			}
+		}
+	}()
+	wctx, cancel := context.WithTimeout(c, 1500*time.Millisecond)
+	_, res, err := b.WaitHolder(wctx, l, time.Now(), 20*time.Millisecond)
+	cancel()
+	close(stop)
+	if berr := <-beats; berr != nil {
+		t.Fatal(berr)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitHolder on a beating holder over 1.5 TTLs = %v, %v; want the context's deadline", res, err)
+	}
+	if err := hb.Stop(c); err != nil {
+		t.Fatal(err)
+	}
+	got, res, err := b.WaitHolder(c, l, time.Now(), 20*time.Millisecond)
+	if err != nil || res != lease.Expired || got.Revision != l.Revision {
+		t.Fatalf("WaitHolder after Stop = %+v, %v, %v; want Expired at revision %d", got, res, err, l.Revision)
+	}
+}
+
+func TestStealIsACompareAndSet(t *testing.T) {
 	b := bucket(t)
 	c := ctx(t)
 	la, err := b.Acquire(c, "k", recA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	la2, err := b.Renew(c, la)
+	lb, err := b.Steal(c, "k", la.Revision, recB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Stealing at an old revision fails: the lease moved since.
-	if _, err := b.Steal(c, "k", la.Revision, recB); !errors.Is(err, lease.ErrLost) {
+	if _, err := b.Steal(c, "k", la.Revision, recA); !errors.Is(err, lease.ErrLost) {
 		t.Fatalf("Steal at a stale revision = %v, want ErrLost", err)
 	}
-	if _, err := b.Steal(c, "k", la2.Revision, recB); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Renew(c, la2); !errors.Is(err, lease.ErrLost) {
-		t.Fatalf("old holder's Renew = %v, want ErrLost", err)
-	}
-	if err := b.Release(c, la2); !errors.Is(err, lease.ErrLost) {
+	if err := b.Release(c, la); !errors.Is(err, lease.ErrLost) {
 		t.Fatalf("old holder's Release = %v, want ErrLost", err)
 	}
-	if cur, _, _ := b.Get(c, "k"); cur.Record.Session != "B" {
+	if cur, _, _ := b.Get(c, "k"); cur.Record.Session != "B" || cur.Revision != lb.Revision {
 		t.Fatalf("lease is %+v after the old holder's attempts, want B's", cur)
 	}
-}
-
-func TestRenewAfterALostAckAdoptsItsOwnRevision(t *testing.T) {
-	b := bucket(t)
-	c := ctx(t)
-	l, err := b.Acquire(c, "k", recA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Renew(c, l); err != nil { // its ack "lost": the holder keeps l
-		t.Fatal(err)
-	}
-	l2, err := b.Renew(c, l)
-	if err != nil {
-		t.Fatalf("renew with the pre-ack revision = %v, want success", err)
-	}
-	if err := b.Release(c, l); err != nil { // again with an old revision
-		t.Fatalf("release with an old revision of its own lease = %v", err)
-	}
-	_ = l2
 }
 
 func TestWaitSinceReportsExpiryByTheCallersClock(t *testing.T) {
