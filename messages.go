@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -106,8 +106,8 @@ func (st *Store[T]) Message(ctx context.Context, key string, payload []byte, opt
 		return fmt.Errorf("profileledger: message to %q: %w", key, err)
 	}
 	// The message is stored: wake its holder (best effort; a holder also
-	// sees the inbox's own subject, and every session reads its inbox at
-	// the start).
+	// sees the inbox's own subject, and every session with a handler reads
+	// its inbox when the handler is set).
 	st.nc.Publish(st.names.Wake(token), nil)
 	return nil
 }
@@ -134,95 +134,141 @@ func (st *Store[T]) Message(ctx context.Context, key string, payload []byte, opt
 func (s *Session[T]) HandleMessages(fn func(p *T, m Message) error) {
 	s.mu.Lock()
 	s.handler = fn
-	start := fn != nil && !s.delivering && s.state == stateActive
-	if start {
-		s.delivering = true
-		s.wakeCh = make(chan struct{}, 1)
-	}
 	s.mu.Unlock()
-	if start && !s.st.goBackground(s.deliver) {
+	if fn != nil {
+		s.st.watchInboxes()
+	}
+	s.wake(false)
+}
+
+// Delivery costs nothing while nothing happens: no goroutine, timer or
+// subscription per session. The store subscribes once to the cues of all
+// its profiles (watchInboxes); a cue wakes the session, which runs its
+// delivery on a goroutine of the store's until the inbox has nothing more
+// for it, and a pause (a refused message, a cue ahead of the stream) is a
+// timer that exists only while it is pending.
+
+// wake asks the session to read its inbox; raw says the cue was the inbox
+// subject itself (which may run a moment ahead of the stream).
+func (s *Session[T]) wake(raw bool) {
+	s.mu.Lock()
+	if s.handler == nil || s.state != stateActive {
+		s.mu.Unlock()
 		return
 	}
-	s.wake()
-}
-
-// wake asks the delivery loop to look at the inbox.
-func (s *Session[T]) wake() {
-	s.mu.Lock()
-	ch := s.wakeCh
+	s.cued = true
+	s.rawCue = s.rawCue || raw
+	if s.delivering {
+		s.mu.Unlock()
+		return
+	}
+	s.delivering = true
 	s.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+	if !s.st.goBackground(s.deliver) {
+		s.mu.Lock()
+		s.delivering = false
+		s.mu.Unlock()
 	}
 }
 
-// deliver is the session's delivery loop; see HandleMessages.
+// deliver reads and handles the inbox while cues come, then returns.
 func (s *Session[T]) deliver() {
 	subject := s.st.names.Inbox(s.token)
-	// Two cues to read the inbox (the stream is the source, not they):
-	// Store.Message's wake, published once the message is stored; and the
-	// inbox subject itself, which also sees messages published by other
-	// means, but may see one a moment before the stream has stored it — so
-	// a read after such a cue that finds nothing looks again, briefly.
-	var raw atomic.Bool
-	if sub, err := s.st.nc.Subscribe(s.st.names.Wake(s.token), func(*nats.Msg) { s.wake() }); err == nil {
-		defer sub.Unsubscribe()
-	}
-	if sub, err := s.st.nc.Subscribe(subject, func(*nats.Msg) { raw.Store(true); s.wake() }); err == nil {
-		defer sub.Unsubscribe()
-	}
-	var purged uint64
-	defer s.notePending(0)
-	pause, looks := time.Duration(0), 0
-	for attempt := 0; ; attempt++ {
-		cued := raw.Swap(false)
-		n, err := s.deliverPending(subject, &purged)
+	for {
+		s.mu.Lock()
+		if !s.cued || s.handler == nil || s.state != stateActive {
+			s.delivering = false
+			over := s.state == stateDone || s.state == stateEnding
+			s.mu.Unlock()
+			if over {
+				s.notePending(0)
+			}
+			return
+		}
+		s.cued = false
+		raw := s.rawCue
+		s.rawCue = false
+		s.mu.Unlock()
+		n, err := s.deliverPending(subject)
+		var pause time.Duration
 		switch {
 		case errors.Is(err, ErrSessionLost), errors.Is(err, ErrSessionEnded):
+			s.mu.Lock()
+			s.delivering = false
+			s.mu.Unlock()
+			s.notePending(0)
 			return
 		case err != nil:
-			pause = retry.Backoff(attempt+1, 10*time.Millisecond, time.Second)
+			s.refusals++
+			pause = retry.Backoff(s.refusals, 10*time.Millisecond, time.Second)
 			s.st.log.Debug("message not handled; will offer it again", logKey, s.key, logErr, err)
-		case n == 0 && (cued || looks > 0) && looks < 8:
+		case n == 0 && (raw || s.looks > 0) && s.looks < 8:
 			// A cue from the inbox subject, and nothing stored yet.
-			looks++
-			attempt, pause = 0, time.Duration(1<<looks)*time.Millisecond/2
+			s.looks++
+			s.refusals, pause = 0, time.Duration(1<<s.looks)*time.Millisecond/2
 		default:
-			attempt, pause, looks = 0, 0, 0
+			s.refusals, s.looks = 0, 0
 		}
-		var retryC <-chan time.Time
-		var timer *time.Timer
 		if pause > 0 {
-			timer = time.NewTimer(pause)
-			retryC = timer.C
-		}
-		select {
-		case <-s.done:
-		case <-s.st.ctx.Done():
-		case <-s.wakeCh:
-		case <-retryC:
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		if s.st.ctx.Err() != nil {
-			return
-		}
-		select {
-		case <-s.done:
-			return
-		default:
+			time.AfterFunc(pause, func() { s.wake(false) })
 		}
 	}
+}
+
+// watchInboxes subscribes, once per store, to the cues of every profile's
+// inbox: Store.Message's wake, published once the message is stored; and
+// the inbox subjects themselves, which also see messages published by
+// other means, but may see one a moment before the stream has stored it.
+// A cue for a profile this store does not hold is dropped. (The stream is
+// the source; the cues only say when to read it.)
+func (st *Store[T]) watchInboxes() {
+	st.watchOnce.Do(func() {
+		if st.isClosed() {
+			return
+		}
+		cue := func(raw bool) nats.MsgHandler {
+			return func(m *nats.Msg) {
+				tok, ok := lastToken(m.Subject)
+				if !ok {
+					return
+				}
+				st.mu.Lock()
+				s := st.sessions[tok]
+				st.mu.Unlock()
+				if s != nil {
+					s.wake(raw)
+				}
+			}
+		}
+		for _, w := range []struct {
+			subject string
+			raw     bool
+		}{{st.names.Wake("*"), false}, {st.names.Inbox("*"), true}} {
+			sub, err := st.nc.Subscribe(w.subject, cue(w.raw))
+			if err != nil {
+				st.log.Warn("inbox cues not subscribed; sessions read their inbox when they start and when told", logErr, err)
+				continue
+			}
+			st.mu.Lock()
+			st.cueSubs = append(st.cueSubs, sub)
+			st.mu.Unlock()
+		}
+	})
+}
+
+// lastToken returns the last token of a subject.
+func lastToken(subject string) (string, bool) {
+	i := strings.LastIndexByte(subject, '.')
+	if i < 0 || i == len(subject)-1 {
+		return "", false
+	}
+	return subject[i+1:], true
 }
 
 // deliverPending hands every pending message to the handler, in order,
 // stopping at the first that is not handled, then removes the handled ones
 // the log holds from the inbox. It returns how many it read.
-func (s *Session[T]) deliverPending(subject string, purged *uint64) (int, error) {
+func (s *Session[T]) deliverPending(subject string) (int, error) {
 	s.mu.Lock()
 	after, handler, state := s.ps.inbox, s.handler, s.state
 	s.mu.Unlock()
@@ -271,19 +317,21 @@ func (s *Session[T]) deliverPending(subject string, purged *uint64) (int, error)
 	s.mu.Lock()
 	through := s.logPS.inbox
 	s.mu.Unlock()
-	if through > *purged {
+	if through > s.purged {
 		if err := s.st.ledger.PurgeThrough(ctx, subject, through); err != nil {
 			s.st.log.Warn("handled messages not removed from the inbox", logKey, s.key, logErr, err)
 		} else {
-			*purged = through
+			s.purged = through
 		}
 	}
 	return len(msgs), nil
 }
 
 // notePending tells the store's metrics how many read messages wait for the
-// handler; only the delivery loop calls it.
+// handler.
 func (s *Session[T]) notePending(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.st.obs.pending.Add(int64(n) - s.pendingSeen)
 	s.pendingSeen = int64(n)
 }

@@ -18,8 +18,9 @@ import (
 )
 
 // TestIdleSessionsCostOneHeartbeat: liveness is per node. A store holding
-// 300 idle sessions sends its heartbeat — a few messages per TTL — and
-// nothing per session, and runs no goroutine per session. (Per-session
+// 300 idle sessions, each with a message handler, sends its heartbeat — a
+// few messages per TTL — and nothing per session, and runs no goroutine
+// per session. (Per-session
 // leases renewed every third of the TTL would send 2,700 messages in the
 // three TTLs measured here.)
 func TestIdleSessionsCostOneHeartbeat(t *testing.T) {
@@ -40,6 +41,8 @@ func TestIdleSessionsCostOneHeartbeat(t *testing.T) {
 			s, err := st.StartSession(ctx, fmt.Sprintf("idle-%d", i))
 			if err == nil {
 				err = s.Mutate(ctx, "coins", addCoins(1))
+				// A message handler costs nothing while no message comes.
+				s.HandleMessages(func(p *Player, m profileledger.Message) error { return nil })
 			}
 			errs[i] = err
 		})
@@ -48,7 +51,7 @@ func TestIdleSessionsCostOneHeartbeat(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // sequencing: background snapshots of the starts settle
+	time.Sleep(200 * time.Millisecond) // sequencing: background snapshots and the handlers' first inbox reads settle
 	runtime.GC()
 	held := runtime.NumGoroutine()
 	out0 := js.Conn().Stats().OutMsgs

@@ -76,8 +76,12 @@ type Session[T any] struct {
 	logPS       profileState            // ps as the log holds it at version (deferred mode: less the unflushed)
 	startLost   error                   // set by lose while starting: StartSession must not return the session
 	handler     func(*T, Message) error // HandleMessages's fn
-	delivering  bool                    // the delivery loop runs
-	wakeCh      chan struct{}           // wakes the delivery loop
+	delivering  bool                    // a delivery runs (messages.go)
+	cued        bool                    // the inbox may hold something new: deliver reads it
+	rawCue      bool                    // ...and the cue was the inbox subject itself
+	refusals    int                     // the handler's refusals in a row (the pause grows); deliver's own
+	looks       int                     // reads after a raw cue that found nothing yet; deliver's own
+	purged      uint64                  // the inbox is purged through here; deliver's own
 	pendingSeen int64                   // messages the delivery loop last reported pending (metrics)
 	doneOnce    sync.Once               // done is closed once, by finish or a failed start
 }

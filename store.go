@@ -35,20 +35,22 @@ const (
 // process and share it; it is safe for concurrent use. T must round-trip
 // through encoding/json: the log holds the profile's JSON form.
 type Store[T any] struct {
-	cfg      config
-	names    names.Names
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	ledger   *ledger.Log
-	leases   *lease.Bucket
-	snaps    snapshots.Store
-	users    *userIndex
-	template []byte // JSON of the template
-	validate func(*T) error
-	log      *slog.Logger
-	obs      *observer
-	id       string // this Store instance's id: its control subjects
-	ctlSub   *nats.Subscription
+	cfg       config
+	names     names.Names
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	ledger    *ledger.Log
+	leases    *lease.Bucket
+	snaps     snapshots.Store
+	users     *userIndex
+	template  []byte // JSON of the template
+	validate  func(*T) error
+	log       *slog.Logger
+	obs       *observer
+	id        string // this Store instance's id: its control subjects
+	ctlSub    *nats.Subscription
+	watchOnce sync.Once            // watchInboxes
+	cueSubs   []*nats.Subscription // the inbox cues, once a session handles messages
 
 	ctx    context.Context // background work; cancelled by Close
 	cancel context.CancelFunc
@@ -223,9 +225,14 @@ func (st *Store[T]) Close(ctx context.Context) error {
 	for _, s := range left {
 		s.lose(fmt.Errorf("%w: the store closed before the session could end (%v)", ErrClosed, ctx.Err()))
 	}
-	err := st.ctlSub.Unsubscribe()
-	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrBadSubscription) {
-		err = nil
+	st.mu.Lock()
+	subs := append([]*nats.Subscription{st.ctlSub}, st.cueSubs...)
+	st.mu.Unlock()
+	var err error
+	for _, sub := range subs {
+		if uerr := sub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) && !errors.Is(uerr, nats.ErrBadSubscription) {
+			err = errors.Join(err, uerr)
+		}
 	}
 	st.mu.Lock() // no background work is added after this
 	st.cancel()
