@@ -20,11 +20,11 @@ import (
 // gone (the server's TTL removed it), or no beat has been acknowledged for
 // a whole TTL (NATS unreachable) — every session of that life is lost,
 // because a contender may already have taken any of them over; the store
-// then starts a new life for the sessions it starts next. A beat that is
-// merely slow is waited for, not abandoned and sent again: whether it
-// landed in time is the server's to say, and the next beat's
-// compare-and-set finds out. Safety never rests on any of this: a session
-// that has not yet noticed is stopped by the log's fence.
+// then starts a new life for the sessions it starts next. An attempt
+// without a reply is tried again; if the first one landed after all, the
+// next one's compare-and-set finds it and adopts it. Safety never rests on
+// any of this: a session that has not yet noticed is stopped by the log's
+// fence.
 
 // life is one incarnation of the store's heartbeat.
 type life struct {
@@ -101,7 +101,10 @@ func (st *Store[T]) beat(lf *life, ttl time.Duration) error {
 		if left <= 0 {
 			return fmt.Errorf("heartbeat not renewed for %v", ttl)
 		}
-		ctx, cancel := context.WithTimeout(st.ctx, left)
+		// An attempt gets a third of the TTL: a reply that was lost must
+		// not use up the budget; the next attempt's compare-and-set
+		// finds a beat that landed, and adopts it.
+		ctx, cancel := context.WithTimeout(st.ctx, min(ttl/3, left))
 		err := lf.hb.Beat(ctx)
 		cancel()
 		st.obs.renewed(st.ctx, "", err, lf.lastOK, ttl)

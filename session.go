@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -501,6 +502,7 @@ func (st *Store[T]) reconcile(doc any) (data T, newDoc any, ops []ledger.Op, err
 			return data, nil, nil, fmt.Errorf("%w: stored data does not fit the profile's type: %v", ErrBadEvent, err)
 		}
 	}
+	compact(reflect.ValueOf(&data).Elem())
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return data, nil, nil, err

@@ -48,11 +48,12 @@ type NodeRecord struct {
 // Heartbeat is a node's liveness in a lease bucket. It is not safe for
 // concurrent use: one goroutine beats.
 type Heartbeat struct {
-	b    *Bucket
-	id   string
-	rec  NodeRecord
-	data []byte
-	rev  uint64
+	b      *Bucket
+	id     string
+	rec    NodeRecord
+	data   []byte
+	rev    uint64
+	unsure bool // the last write got no reply: read before writing again
 }
 
 // StartHeartbeat creates the heartbeat key of id, which must never have
@@ -90,7 +91,17 @@ func (h *Heartbeat) ID() string { return h.id }
 // Beat rewrites the heartbeat, restarting its TTL. It fails with ErrLost if
 // the heartbeat lapsed (the server removed it, or something else wrote it):
 // every lease naming it may have been taken over.
+//
+// After an attempt that got no reply (it may have landed, moving the
+// revision), Beat reads the heartbeat back first: two round trips, where a
+// compare-and-set on the old revision would take three.
 func (h *Heartbeat) Beat(ctx context.Context) error {
+	if h.unsure {
+		if err := h.adopt(ctx); err != nil {
+			return err
+		}
+		h.unsure = false
+	}
 	for range 3 {
 		ack, err := h.b.js.Publish(ctx, h.b.subject(HeartbeatKey(h.id)), h.data,
 			jetstream.WithExpectLastSequencePerSubject(h.rev), jetstream.WithMsgTTL(h.b.ttl))
@@ -99,6 +110,7 @@ func (h *Heartbeat) Beat(ctx context.Context) error {
 			return nil
 		}
 		if !jserr.IsWrongLastSequence(err) {
+			h.unsure = true
 			return fmt.Errorf("lease: heartbeat %s: %w", h.id, err)
 		}
 		// The revision moved: by our own beat whose reply was lost, or
