@@ -28,9 +28,13 @@ type Size struct {
 	CrashRounds  int
 	LeaseTTL     time.Duration // takeover_dead_vs_ttl
 	IdleSessions int
-	Messages     int // message_delivery_*: latency samples
-	Burst        int // message_handled_tput: messages per burst
-	Bursts       int // message_handled_tput: bursts
+	// ScaleSessions are the sessions of the *_100k figures, held for
+	// IdleWindow.
+	ScaleSessions int
+	IdleWindow    time.Duration
+	Messages      int // message_delivery_*: latency samples
+	Burst         int // message_handled_tput: messages per burst
+	Bursts        int // message_handled_tput: bursts
 	// DupesProfiles are the profiles of dupes_100k_events_s and
 	// export_vs_raw_read at each of three sizes, of DupesEvents events each.
 	DupesProfiles [3]int
@@ -42,6 +46,7 @@ var DefaultSize = Size{
 	Label: "default", Samples: 3000, StartSamples: 500, Rounds: 10, Round: 250 * time.Millisecond,
 	Sessions: 1000, History: [4]int{10, 1000, 10000, 100000}, Handovers: 1000,
 	Crashers: 8, CrashRounds: 3, LeaseTTL: time.Second, IdleSessions: 10000,
+	ScaleSessions: 100000, IdleWindow: 10 * time.Second,
 	Messages: 2000, Burst: 1000, Bursts: 5,
 	DupesProfiles: [3]int{250, 500, 1000}, DupesEvents: 100,
 }
@@ -51,6 +56,7 @@ var QuickSize = Size{
 	Label: "quick", Samples: 300, StartSamples: 100, Rounds: 4, Round: 100 * time.Millisecond,
 	Sessions: 250, History: [4]int{10, 1000, 5000, 10000}, Handovers: 200,
 	Crashers: 4, CrashRounds: 1, LeaseTTL: time.Second, IdleSessions: 1000,
+	ScaleSessions: 2000, IdleWindow: 2 * time.Second,
 	Messages: 200, Burst: 200, Bursts: 2,
 	DupesProfiles: [3]int{50, 100, 200}, DupesEvents: 50,
 }
@@ -216,6 +222,7 @@ const (
 	UnitSeconds = "s"
 	UnitRate    = "ops/s"
 	UnitBytes   = "B"
+	UnitPercent = "%"
 )
 
 // ratioOf returns a/b, rounded, nil if b is 0.
