@@ -220,3 +220,49 @@ func TestStatsCountsProfilesAndEventMessages(t *testing.T) {
 		t.Errorf("a missing store: %v, want ErrNoStore", err)
 	}
 }
+
+// TestLogKeepsTheEventsOfAMetaValue: the Meta filter finds one side of a
+// trade by its id, and nothing for an id no event has.
+func TestLogKeepsTheEventsOfAMetaValue(t *testing.T) {
+	st := pltest.Store(t, player{Inventory: []string{}})
+	ctx := t.Context()
+	a, err := st.StartSession(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.StartSession(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx, "loot", profileledger.Add("/inventory/-", "axe")); err != nil {
+		t.Fatal(err)
+	}
+	if err := profileledger.Trade(ctx, "give", a, b, func(x, y *player) error {
+		x.Inventory, y.Inventory = []string{}, []string{"axe"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var trade string
+	for e, err := range investigate.Log(ctx, st, "a", investigate.LogFilter{Types: []string{"give"}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		trade = e.Meta["trade"]
+	}
+	for _, tt := range []struct {
+		id   string
+		want int
+	}{{trade, 1}, {"no-such-trade", 0}} {
+		n := 0
+		for e, err := range investigate.Log(ctx, st, "b", investigate.LogFilter{Meta: map[string]string{"trade": tt.id}}) {
+			if err != nil || e.Meta["with"] != "a" {
+				t.Fatalf("%+v %v", e, err)
+			}
+			n++
+		}
+		if n != tt.want {
+			t.Errorf("trade %q: %d events of b, want %d", tt.id, n, tt.want)
+		}
+	}
+}
