@@ -216,6 +216,12 @@ func TestStatsCountsProfilesAndEventMessages(t *testing.T) {
 		b, _ := json.Marshal(s)
 		t.Errorf("stats %s", b)
 	}
+	if last, err := investigate.LastSeq(ctx, js, "stats", "b"); err != nil || last != 4 {
+		t.Errorf("LastSeq of b = %d, %v; want 4", last, err)
+	}
+	if last, err := investigate.LastSeq(ctx, js, "stats", "nobody"); err != nil || last != 0 {
+		t.Errorf("LastSeq of a profile without events = %d, %v; want 0", last, err)
+	}
 	if _, err := investigate.Stats(ctx, js, "nostore"); !errors.Is(err, investigate.ErrNoStore) {
 		t.Errorf("a missing store: %v, want ErrNoStore", err)
 	}

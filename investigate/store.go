@@ -106,3 +106,32 @@ func Resolve(ctx context.Context, src Source, q string) (Found, error) {
 	}
 	return f, nil
 }
+
+// LastSeq returns the sequence of the last message on the profile's
+// subject (0 if it has none): one direct request, however long its log.
+// Errors: ErrNoStore, profileledger.ErrInvalidKey, NATS errors.
+func LastSeq(ctx context.Context, js jetstream.JetStream, store, key string) (uint64, error) {
+	n, err := names.New(store)
+	if err != nil {
+		return 0, err
+	}
+	tok, err := keys.Encode(key)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", profileledger.ErrInvalidKey, err)
+	}
+	stream, err := js.Stream(ctx, n.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, fmt.Errorf("%w: %s (stream %s not found)", ErrNoStore, store, n.Stream)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("investigate: store %s: %w", store, err)
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, n.Events(tok))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("investigate: last message of %q: %w", key, err)
+	}
+	return m.Sequence, nil
+}

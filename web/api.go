@@ -96,6 +96,16 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, p.err)
 		return
 	}
+	if q.Before == investigate.LastPage {
+		// The last page ends at the subject's last message: one request,
+		// however long the log.
+		last, err := investigate.LastSeq(r.Context(), s.cfg.JS, s.cfg.Store, key)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		q.Before = last + 1
+	}
 	page, err := investigate.LogPage(r.Context(), s.cfg.Source, key, q)
 	if err != nil {
 		s.fail(w, err)
