@@ -102,9 +102,11 @@ func pageFrom(ctx context.Context, src Source, key string, from uint64, limit in
 
 // pageBefore reads the last limit events before version before (starting
 // at a group commit's first event): it looks back over a window of
-// versions that grows fourfold until it holds enough, or reaches the
-// start. Versions are stream sequences shared by all profiles, so a
-// profile's events may be sparse among them.
+// versions that starts small and grows fourfold until it holds enough, or
+// reaches the start. Versions are stream sequences shared by all
+// profiles, so a profile's events may be sparse among them, or dense (a
+// group commit is one sequence of many events): the growing window reads
+// at most a few times what the page needs either way.
 func pageBefore(ctx context.Context, src Source, key string, before uint64, limit int) ([]Entry, error) {
 	if before == LastPage {
 		last, err := lastVersion(ctx, src, key)
@@ -116,7 +118,7 @@ func pageBefore(ctx context.Context, src Source, key string, before uint64, limi
 	if before <= 1 {
 		return nil, nil
 	}
-	span := uint64(limit)
+	span := uint64(16)
 	for {
 		from := uint64(1)
 		if before > span {

@@ -89,7 +89,7 @@ func TestStorePageCountsProfilesAndLinksEveryKeyEscaped(t *testing.T) {
 	}
 	for _, want := range []string{
 		`<div class="n" id="profiles">5</div>`,
-		`<div class="n" id="events">` + strconv.FormatUint(stats.EventMessages, 10) + `</div>`,
+		`<div class="n" id="event-count">` + strconv.FormatUint(stats.EventMessages, 10) + `</div>`,
 		`href="/p?key=alice"`,
 		`href="` + strings.ReplaceAll(web.ProfileURL(oddKey), "+", "&#43;") + `"`, // as html/template writes a URL
 		`&lt;script&gt;document.title=&#34;pwned-key&#34;&lt;/script&gt;`,
