@@ -160,7 +160,9 @@ func until(expr string) chromedp.Action[chromedp.Void] {
 }
 
 // visible waits for an element that matches the CSS selector sel.
-func visible(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(sel)) }
+func visible(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(sel))
+}
 
 // click clicks the element that matches the CSS selector sel.
 func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
