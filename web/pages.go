@@ -3,12 +3,14 @@ package web
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/profileledger/profileledger"
@@ -209,4 +211,24 @@ func checkKey(key string) error {
 // investigate.FromStore is).
 type infoReader interface {
 	Info(ctx context.Context, key string) (profileledger.Info, error)
+}
+
+// ValueText is how a traced value (JSON) is typed into the item page: a
+// string as itself, anything else as its JSON.
+func ValueText(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return string(v)
+}
+
+// Link returns the absolute URL of path (one of this package's page
+// paths) on a server whose base URL is base (http or https).
+func Link(base, path string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%q is not an http(s) URL of a profileledger ui server", base)
+	}
+	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/") + path, nil
 }

@@ -165,7 +165,7 @@
         const band = svg("rect", { x: x0 - 2, y: 22, width: Math.max(x1 - x0 + 4, 4), height: 94, rx: 3, class: "band", fill: "hsl(" + ((es[i].Epoch * 67) % 360) + ",70%,88%)" });
         band.append(svg("title", {}, "session " + es[i].Session + ", epoch " + es[i].Epoch + ": versions " + es[i].Seq + "–" + es[j].Seq));
         tl.append(band);
-        tl.append(svg("text", { x: x0, y: 18, class: "band-label" }, "epoch " + es[i].Epoch));
+        if (x1 - x0 > 44) tl.append(svg("text", { x: x0, y: 18, class: "band-label" }, "epoch " + es[i].Epoch));
         i = j + 1;
       }
       es.forEach((e, k) => {
