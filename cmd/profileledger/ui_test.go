@@ -19,7 +19,9 @@ func TestUIServesTheStoreOnLoopbackUntilInterrupted(t *testing.T) {
 	var out, errOut syncBuffer
 	uctx, stop := context.WithCancel(ctx)
 	done := make(chan int, 1)
-	go func() { done <- NewMain(&out, &errOut).Run(uctx, []string{"ui", "-server=" + h.url, "-listen", "127.0.0.1:0", "game"}) }()
+	go func() {
+		done <- NewMain(&out, &errOut).Run(uctx, []string{"ui", "-server=" + h.url, "-listen", "127.0.0.1:0", "game"})
+	}()
 	addr := regexp.MustCompile(`at (http://127\.0\.0\.1:\d+/)`)
 	var base string
 	for base == "" {
