@@ -251,15 +251,23 @@ func (s *Server) runAudit(w http.ResponseWriter, r *http.Request) {
 }
 
 // apiLive streams a profile's new events as server-sent events (one
-// "entry" event of JSON each), from version ?from=, until the client
-// goes or the server stops.
+// "entry" event of JSON each), from version ?from= (default: after its
+// last event), until the client goes or the server stops.
 func (s *Server) apiLive(w http.ResponseWriter, r *http.Request) {
 	p := &params{Values: r.URL.Query()}
 	key := p.key()
-	from := p.uint("from", 1)
+	from := p.uint("from", 0)
 	if p.err != nil {
 		s.fail(w, p.err)
 		return
+	}
+	if from == 0 {
+		last, err := investigate.LastSeq(r.Context(), s.cfg.JS, s.cfg.Store, key)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		from = last + 1
 	}
 	fl, ok := w.(http.Flusher)
 	if !ok {
