@@ -360,6 +360,14 @@ func TestTheServerIsReadOnlyAndTheAuditNeedsThePagesToken(t *testing.T) {
 	if code, _, _ := sc.do(t, http.MethodPost, "/api/events?key=alice", nil); code != http.StatusMethodNotAllowed {
 		t.Errorf("POST to a GET API = %d, want 405", code)
 	}
+	var last struct {
+		Last    *web.AuditResult `json:"last"`
+		Running bool             `json:"running"`
+	}
+	sc.getJSON(t, "/api/audit", http.StatusOK, &last)
+	if last.Last != nil || last.Running {
+		t.Errorf("before any audit: %+v", last)
+	}
 	if code, body, _ := sc.do(t, http.MethodPost, "/api/audit", nil); code != http.StatusForbidden || !strings.Contains(body, web.CSRFHeader) {
 		t.Errorf("audit without the token = %d %s", code, body)
 	}
@@ -375,6 +383,10 @@ func TestTheServerIsReadOnlyAndTheAuditNeedsThePagesToken(t *testing.T) {
 	code, body, _ := sc.do(t, http.MethodPost, "/api/audit", hdr)
 	if code != http.StatusOK || !strings.Contains(body, `"violations":[]`) {
 		t.Fatalf("audit = %d %s", code, body)
+	}
+	sc.getJSON(t, "/api/audit", http.StatusOK, &last)
+	if last.Last == nil || last.Last.Report == nil || !last.Last.Report.Clean() || last.Last.Report.Profiles != 5 {
+		t.Errorf("after the audit: %+v", last.Last)
 	}
 	if _, page, _ := sc.get(t, "/"); !strings.Contains(page, `<p class="ok" id="audit-summary">clean:`) {
 		t.Errorf("the store page does not show the clean audit:\n%s", page)
