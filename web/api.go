@@ -180,7 +180,22 @@ func (s *Server) apiBlame(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, b)
+	a := blameAnswer{BlameResult: b}
+	if n := len(b.Changes); n > MaxBlameChanges {
+		a.Changes, a.Omitted = b.Changes[n-MaxBlameChanges:], n-MaxBlameChanges
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+// MaxBlameChanges is how many of a path's changes the blame API returns:
+// the newest. A field that every event changes (a counter of a long
+// profile) would otherwise ship its whole history to the page.
+const MaxBlameChanges = 500
+
+// blameAnswer is a blame, with the count of older changes left out.
+type blameAnswer struct {
+	investigate.BlameResult
+	Omitted int `json:"omitted"`
 }
 
 func (s *Server) apiTrace(w http.ResponseWriter, r *http.Request) {

@@ -180,7 +180,8 @@ func TestProfileAPIsRoundTripKeysThatNeedEscaping(t *testing.T) {
 
 // TestEventsAPIPagesALongLogWithoutSplittingGroupCommits: 1,200 events in
 // group commits of 100 come in pages of at most 500 (plus the rest of a
-// group commit), forward to the end and from the last page back.
+// group commit), forward to the end and from the last page back; and the
+// blame of the counter they all changed lists only the newest changes.
 func TestEventsAPIPagesALongLogWithoutSplittingGroupCommits(t *testing.T) {
 	sc := newScripted(t)
 	writeLong(t, sc.js, "long", 1200)
@@ -204,6 +205,15 @@ func TestEventsAPIPagesALongLogWithoutSplittingGroupCommits(t *testing.T) {
 	}
 	if total != 1201 || pages != 3 {
 		t.Errorf("%d events in %d pages, want 1201 in 3", total, pages)
+	}
+	// Blame of a field every event changed ships the newest changes only.
+	var b struct {
+		investigate.BlameResult
+		Omitted int `json:"omitted"`
+	}
+	sc.getJSON(t, "/api/blame?"+qs("key", "long", "path", "/coins"), http.StatusOK, &b)
+	if len(b.Changes) != web.MaxBlameChanges || b.Omitted != 1201-web.MaxBlameChanges || string(b.Changes[len(b.Changes)-1].After) != "1200" {
+		t.Errorf("blame of a hot field: %d changes (last %s), %d omitted", len(b.Changes), b.Changes[len(b.Changes)-1].After, b.Omitted)
 	}
 	var last investigate.Page
 	sc.getJSON(t, "/api/events?"+qs("key", "long", "limit", "500", "before", "last"), http.StatusOK, &last)

@@ -336,7 +336,8 @@
         s.addEventListener("click", (ev) => { ev.preventDefault(); select(c.seq, c.index || 0, true); });
         t.append(el("tr", {}, el("td", {}, s), el("td", {}, fmtTime(c.stored)), el("td", {}, c.how), el("td", {}, whoWhy(c.meta)), el("td", { class: "del" }, valueNode(c.before)), el("td", { class: "add" }, valueNode(c.after))));
       }
-      box.append(el("p", { class: "dim" }, b.changes.length + " event(s) changed this path"));
+      box.append(el("p", { class: "dim", id: "blame-count" }, (b.changes.length + b.omitted) + " event(s) changed this path" +
+        (b.omitted ? "; the newest " + b.changes.length + " are listed" : "")));
       box.append(t);
       if (b.elements && b.elements.length) {
         box.append(el("h3", {}, "Each element, and the event that put it there"));
