@@ -244,11 +244,25 @@ func TestInABrowserTheInvestigatorClicksThroughEveryPage(t *testing.T) {
 		t.Errorf("blame of /coins lists %d rows, want a header and 6 changes", n)
 	}
 
-	// The version slider: the data at the page's first version.
-	b.run("slide to the start", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](`(() => { const s = document.getElementById("slider"); s.value = 0; s.dispatchEvent(new Event("input")); return true; })()`)(ctx, tg)
-		return err
-	}), until(`document.getElementById("state-label").textContent.startsWith("as of version 1 ")`))
+	// The version slider spans the whole history: at its start, the data
+	// of the first event; just before the rollback, the bug's coins.
+	slideTo := func(v string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`(() => { const s = document.getElementById("slider"); s.value = ` + v + `; s.dispatchEvent(new Event("input")); return true; })()`)(ctx, tg)
+			return err
+		})
+	}
+	b.run("slide to the start", slideTo("document.getElementById(\"slider\").min"),
+		until(`document.getElementById("state-label").textContent.startsWith("as of version 1 ")`))
+	if got := b.text(`#data .field[data-path="/coins"]`); got != "coins: 0" {
+		t.Errorf("coins at the start: %q", got)
+	}
+	before := strconv.FormatUint(sc.rollbackSeq-1, 10)
+	b.run("slide to before the rollback", slideTo(before),
+		until(`document.getElementById("state-label").textContent.startsWith("as of version `+before+` ")`))
+	if got := b.text(`#data .field[data-path="/coins"]`); got != "coins: 1105" {
+		t.Errorf("coins just before the rollback: %q", got)
+	}
 	b.screenshot("profile.png", *shots)
 
 	// Live mode: an event appended now appears without a reload.

@@ -145,6 +145,9 @@ type profileData struct {
 	Key     string
 	Info    profileledger.Info
 	InfoErr string
+	// First and Last are the versions of its first and last events (0:
+	// none): the version slider's range.
+	First, Last uint64
 }
 
 func (s *Server) profilePage(w http.ResponseWriter, r *http.Request) {
@@ -172,6 +175,15 @@ func (s *Server) profilePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := profileData{Key: key}
+	first, err := investigate.LogPage(r.Context(), s.cfg.Source, key, investigate.PageQuery{Limit: 1})
+	if err != nil {
+		d.InfoErr = err.Error()
+	} else if len(first.Entries) > 0 {
+		d.First = first.Entries[0].Seq
+	}
+	if d.Last, err = investigate.LastSeq(r.Context(), s.cfg.JS, s.cfg.Store, key); err != nil {
+		d.InfoErr = err.Error()
+	}
 	if ir, ok := s.cfg.Source.(infoReader); ok {
 		info, err := ir.Info(r.Context(), key)
 		if err != nil {

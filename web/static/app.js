@@ -140,7 +140,6 @@
         ? "versions " + cur.entries[0].Seq + "–" + cur.entries[n - 1].Seq + " (" + n + " events on this page)"
         : "no events";
       for (const [id, ok] of [["first", cur.prev], ["prev", cur.prev], ["next", cur.next], ["last", cur.next]]) document.getElementById(id).disabled = !ok;
-      slider.max = Math.max(n - 1, 0);
       markSelected();
     }
 
@@ -239,8 +238,7 @@
         return;
       }
       renderEvent(box, d);
-      const k = cur ? cur.entries.findIndex((e) => e.Seq === d.Seq && (e.Index || 0) === (d.Index || 0)) : -1;
-      if (k >= 0) slider.value = k;
+      slider.value = d.Seq;
       showState(String(d.Seq));
     }
 
@@ -288,11 +286,14 @@
       box.append(pre);
     }
 
+    let stateAsked = 0;
     async function showState(v) {
       const label = document.getElementById("state-label");
       const data = document.getElementById("data");
+      const asked = ++stateAsked;
       try {
         const st = await getJSON("/api/state?" + q({ key, v }));
+        if (asked !== stateAsked) return; // a later request is on its way
         label.textContent = "as of version " + st.version + " (" + fmtTime(st.stored) + ")";
         clear(data);
         tree(data, st.data, "", null, 0);
@@ -349,10 +350,12 @@
       }
     }
 
+    // The slider spans the whole history; the data is read once it rests.
+    let slide = null;
     slider.addEventListener("input", () => {
-      if (!cur || !cur.entries.length) return;
-      const e = cur.entries[Number(slider.value)];
-      showState(String(e.Seq));
+      clearTimeout(slide);
+      document.getElementById("state-label").textContent = "as of version " + slider.value + "…";
+      slide = setTimeout(() => showState(slider.value), 150);
     });
     document.getElementById("first").addEventListener("click", () => load({ from: 1 }));
     document.getElementById("prev").addEventListener("click", () => cur.prev && load({ before: cur.prev }));
