@@ -248,7 +248,7 @@ func TestInABrowserTheInvestigatorClicksThroughEveryPage(t *testing.T) {
 	// of the first event; just before the rollback, the bug's coins.
 	slideTo := func(v string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Evaluate[bool](`(() => { const s = document.getElementById("slider"); s.value = ` + v + `; s.dispatchEvent(new Event("input")); return true; })()`)(ctx, tg)
+			_, err := chromedp.Evaluate[bool](`(() => { const s = document.getElementById("slider"); s.value = `+v+`; s.dispatchEvent(new Event("input")); return true; })()`)(ctx, tg)
 			return err
 		})
 	}
