@@ -57,6 +57,16 @@ func TestUserIDsAreRecordedAndFindEveryProfileOfAPerson(t *testing.T) {
 	if err != nil || len(info.UserIDs) != 0 {
 		t.Fatalf("c's info = %+v, %v", info, err)
 	}
+	// The index finds a person's profiles (c lost roblox:2: nothing).
+	if got, err := st.UserProfiles(ctx, "roblox:1"); err != nil || !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("UserProfiles(roblox:1) = %v, %v; want [a b]", got, err)
+	}
+	if got, err := st.UserProfiles(ctx, "roblox:2"); err != nil || len(got) != 0 {
+		t.Fatalf("UserProfiles(roblox:2) = %v, %v; want none", got, err)
+	}
+	if _, err := st.UserProfiles(ctx, ""); !errors.Is(err, profileledger.ErrInvalidInput) {
+		t.Fatalf("UserProfiles(\"\") = %v, want ErrInvalidInput", err)
+	}
 	keys, err := st.EraseUser(ctx, "roblox:1")
 	if err != nil || !slices.Equal(keys, []string{"a", "b"}) {
 		t.Fatalf("EraseUser = %v, %v; want [a b]", keys, err)

@@ -222,3 +222,19 @@ func (x *userIndex) profiles(ctx context.Context, userID string) ([]string, erro
 	slices.Sort(out)
 	return out, nil
 }
+
+// UserProfiles returns the keys of the profiles the store's user-id index
+// links to userID, sorted: what an operator searching by user id, or
+// EraseUser, starts from. The index may name a profile that no longer has
+// the id (it is written before AddUserID's event and cleaned after
+// RemoveUserID's): check Info's UserIDs where it matters. Errors:
+// ErrInvalidInput (an empty, long or non-UTF-8 id), ErrClosed, NATS errors.
+func (st *Store[T]) UserProfiles(ctx context.Context, userID string) ([]string, error) {
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	if st.isClosed() {
+		return nil, ErrClosed
+	}
+	return st.users.profiles(ctx, userID)
+}

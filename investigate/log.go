@@ -19,6 +19,19 @@ type LogFilter struct {
 	Types []string
 	// Path keeps only events whose ops touch this JSON pointer prefix.
 	Path string
+	// Meta keeps only events whose metadata has each of these values
+	// (e.g. {"trade": id}: one side of a trade).
+	Meta map[string]string
+}
+
+// metaMatches reports whether meta has every value of want.
+func metaMatches(meta, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := meta[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // Entry is one event as Log returns it, with its ops summarized.
@@ -66,6 +79,9 @@ func Log(ctx context.Context, src Source, key string, f LogFilter) iter.Seq2[Ent
 				continue
 			}
 			if f.Path != "" && !Touches(ev.Ops, f.Path) {
+				continue
+			}
+			if !metaMatches(ev.Meta, f.Meta) {
 				continue
 			}
 			if !yield(Entry{Event: ev, Summary: SummarizeOps(ev.Ops), How: How(ev)}, nil) {

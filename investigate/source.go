@@ -33,6 +33,8 @@ func FromStore[T any](st *profileledger.Store[T]) Source { return storeSource[T]
 
 type storeSource[T any] struct{ *profileledger.Store[T] }
 
+var _ UserIndex = storeSource[int]{}
+
 func (s storeSource[T]) current(ctx context.Context, key string) (any, uint64, error) {
 	v, err := s.Get(ctx, key)
 	if err != nil {

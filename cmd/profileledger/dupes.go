@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/profileledger/profileledger/investigate"
+	"github.com/profileledger/profileledger/web"
 )
 
 const dupesDescription = `
@@ -16,7 +17,11 @@ are held in more than one profile, or twice in one, and prints the trace
 of each: who holds it, how it got there, and the event that duplicated it.
 
 Exits 1 if any dupe is found (or the scan fails), 0 if none: a check to
-run from cron. Progress goes to standard error; Ctrl-C stops the scan.`
+run from cron. Progress goes to standard error; Ctrl-C stops the scan.
+
+With -ui, the base URL of a "profileledger ui" server for the same store
+(e.g. http://127.0.0.1:8428), each dupe is followed by the URL of its item
+page: its trace drawn as a graph, to paste into a ticket.`
 
 func (m *Main) runDupes(ctx context.Context, args []string) int {
 	fs := m.newFlagSet("dupes", "[flags] <store> -path <pattern>", dupesDescription)
@@ -24,6 +29,7 @@ func (m *Main) runDupes(ctx context.Context, args []string) int {
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	path := fs.String("path", "", "where the values are, with * for any member or element (`pattern`, required)")
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
+	ui := fs.String("ui", "", "print each dupe's web page on the profileledger ui server at this base `URL`")
 	pos, code, ok := m.parseArgs(fs, args)
 	if !ok {
 		return code
@@ -40,6 +46,11 @@ func (m *Main) runDupes(ctx context.Context, args []string) int {
 	pattern, err := investigate.ParsePattern(*path)
 	if err != nil {
 		return m.usageError(fs, "-path: %v", err)
+	}
+	if *ui != "" {
+		if _, err := web.Link(*ui, "/"); err != nil {
+			return m.usageError(fs, "-ui: %v", err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, nf.timeout)
 	defer cancel()
@@ -77,6 +88,10 @@ func (m *Main) runDupes(ctx context.Context, args []string) int {
 				at[i] = fmt.Sprintf("%q %s", l.Key, l.Path)
 			}
 			fmt.Fprintf(out, "\n== %s at %s\n", d.Value, strings.Join(at, "; "))
+			if *ui != "" {
+				link, _ := web.Link(*ui, web.ItemURL(web.ValueText(d.Value), rep.Pattern))
+				fmt.Fprintf(out, "web: %s\n", link)
+			}
 			printTrace(out, p, d.Trace)
 		}
 	}

@@ -297,8 +297,12 @@ func TestInvestigationCommandsOnAScriptedHistory(t *testing.T) {
 	})
 
 	t.Run("dupes finds the planted dupe and traces it to the forged event", func(t *testing.T) {
-		out := mustRun(t, ctx, exitFail, "dupes", "game", "-path", "/inventory/*/id", "-quiet", s)
-		contains(t, "dupes", out, "3 profiles, 4 values; 1 dupe(s) found", `== "sword#91" at "bob" /inventory/0/id; "carol" /inventory/1/id`, "event "+h.forgedID)
+		out := mustRun(t, ctx, exitFail, "dupes", "game", "-path", "/inventory/*/id", "-quiet", s, "-ui", "http://127.0.0.1:8428/")
+		contains(t, "dupes", out, "3 profiles, 4 values; 1 dupe(s) found", `== "sword#91" at "bob" /inventory/0/id; "carol" /inventory/1/id`, "event "+h.forgedID,
+			"web: http://127.0.0.1:8428/item?path=%2Finventory%2F%2A%2Fid&value=sword%2391")
+		if code, _, errOut := run(t, ctx, "dupes", "game", "-path", "/inventory/*/id", "-ui", "javascript:alert(1)", s); code != exitUsage || !strings.Contains(errOut, "-ui:") {
+			t.Errorf("dupes -ui with a bad URL: %d %s", code, errOut)
+		}
 		var rep investigate.DupesReport
 		if err := json.Unmarshal([]byte(mustRun(t, ctx, exitFail, "dupes", "-json", "-quiet", "-path", "/inventory/*/id", "game", s)), &rep); err != nil || len(rep.Dupes) != 1 {
 			t.Fatalf("dupes -json: %+v, %v", rep, err)

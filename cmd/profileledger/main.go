@@ -11,6 +11,7 @@
 //	profileledger erase   erase a profile, or every profile of a user id, for good (Store.Erase, EraseUser)
 //	profileledger log, show, diff, blame, trace, dupes, export, rollback
 //	                      investigate a profile's history and undo it (package investigate)
+//	profileledger ui      the same on a read-only web page, on 127.0.0.1 (package web)
 //
 // Run "profileledger <command> -h" for a command's flags. The exit status is
 // 0 on success, 1 if the command failed (for demo: if any check failed) and
@@ -86,6 +87,7 @@ func NewMain(stdout, stderr io.Writer) *Main {
 		"dupes":    {summary: "find values held twice across the store and trace each (exit 1 if any)", run: m.runDupes},
 		"export":   {summary: "every event as JSON Lines, streamed and resumable from a sequence", run: m.runExport},
 		"rollback": {summary: "roll a profile back to a version, with who and why (shows the diff, asks first)", run: m.runRollback},
+		"ui":       {summary: "serve a read-only web page to investigate the store: timelines, diffs, blame, traces", run: m.runUI},
 	}
 	return m
 }
