@@ -18,13 +18,18 @@ import (
 //
 // A heartbeat is one incarnation (a life). When it lapses — a beat finds it
 // gone (the server's TTL removed it), or no beat has been acknowledged for
-// a whole TTL (NATS unreachable) — every session of that life is lost,
+// a TTL while disconnected (three while connected: a frozen link) — every
+// session of that life is lost,
 // because a contender may already have taken any of them over; the store
 // then starts a new life for the sessions it starts next. An attempt
 // without a reply is tried again; if the first one landed after all, the
 // next one's compare-and-set finds it and adopts it. Safety never rests on
 // any of this: a session that has not yet noticed is stopped by the log's
 // fence.
+
+// unansweredLimit is how many TTLs a connected store waits for any beat to
+// be acknowledged before it gives its sessions up.
+const unansweredLimit = 3
 
 // life is one incarnation of the store's heartbeat.
 type life struct {
@@ -93,14 +98,22 @@ func (st *Store[T]) heartbeatLoop() {
 	}
 }
 
-// beat beats lf once, retrying a failed attempt until a whole TTL has
-// passed since the last beat was acknowledged.
+// beat beats lf once, retrying a failed attempt until the heartbeat is
+// known to have lapsed (the server removed it), or no beat has been
+// acknowledged for a TTL while the connection is down, or for
+// unansweredLimit TTLs whatever the connection says (a frozen link).
+// A connected but slow NATS is waited for: whether a beat landed in time
+// is the server's TTL to decide, and the next compare-and-set tells.
 func (st *Store[T]) beat(lf *life, ttl time.Duration) error {
 	for attempt := 0; ; attempt++ {
-		left := ttl - time.Since(lf.lastOK)
-		if left <= 0 {
-			return fmt.Errorf("heartbeat not renewed for %v", ttl)
+		since := time.Since(lf.lastOK)
+		switch {
+		case since >= unansweredLimit*ttl:
+			return fmt.Errorf("heartbeat not acknowledged for %v", since.Round(time.Millisecond))
+		case since >= ttl && !st.nc.IsConnected():
+			return fmt.Errorf("heartbeat not renewed for %v: NATS unreachable", since.Round(time.Millisecond))
 		}
+		left := unansweredLimit*ttl - since
 		// An attempt gets a third of the TTL: a reply that was lost must
 		// not use up the budget; the next attempt's compare-and-set
 		// finds a beat that landed, and adopts it.
