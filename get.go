@@ -61,7 +61,7 @@ func (st *Store[T]) Get(ctx context.Context, key string, opts ...ReadOption) (Vi
 		if err != nil {
 			return View[T]{}, err
 		}
-		data, _, _, err := st.reconcile(doc)
+		data, _, _, _, err := st.reconcile(doc)
 		if err != nil {
 			return View[T]{}, fmt.Errorf("profileledger: profile %q: %w", key, err)
 		}

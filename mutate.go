@@ -192,6 +192,7 @@ func (s *Session[T]) commit(batch []*request[T]) {
 			}
 		}
 		s.mu.Lock()
+		s.materializeLocked()
 		base := staged[T]{data: s.data, doc: s.doc, ps: s.ps}
 		fence, gen := s.fence, s.gen
 		s.mu.Unlock()
@@ -569,6 +570,7 @@ func (s *Session[T]) flush(ctx context.Context, extra ...ledger.Event) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.mu.Lock()
+	s.materializeLocked()
 	for _, ev := range extra {
 		s.unflushed = append(s.unflushed, pending{ev: ev, doc: s.doc, ps: foldState(s.ps, ev, time.Time{})})
 	}

@@ -58,6 +58,7 @@ type Session[T any] struct {
 	logDoc      any    // the document as the log holds it at version: doc less the unflushed deferred mutations
 	version     uint64 // last event of the profile in the log
 	fence       uint64 // last message on the subject this session has read
+	lazyDoc     bool   // doc and logDoc are data's JSON form, not kept until needed (materializeLocked)
 	lease       lease.Lease
 	life        *life // the store's heartbeat incarnation the lease names
 	sinceSnap   int
@@ -400,9 +401,10 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 		}
 		var data T
 		var ops []ledger.Op
+		exact := false
 		if !s.erasing { // an erasure needs the fence only: its data is about to go
 			var err error
-			if data, doc, ops, err = st.reconcile(doc); err != nil {
+			if data, doc, ops, exact, err = st.reconcile(doc); err != nil {
 				return fmt.Errorf("profileledger: profile %q: %w", s.key, err)
 			}
 		}
@@ -443,6 +445,11 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 		}
 		s.mu.Lock()
 		s.epoch, s.data, s.doc, s.logDoc = epoch, data, doc, doc
+		if exact && len(migrations) == 0 {
+			// The document is exactly data's JSON form: an idle session
+			// need not hold it twice (materializeLocked).
+			s.doc, s.logDoc, s.lazyDoc = nil, nil, true
+		}
 		s.ps, s.logPS = ps, ps
 		s.version, s.fence = seq, seq
 		s.report = l.report
@@ -486,34 +493,56 @@ func (pf *prefetched) result() *loaded {
 	return &l
 }
 
+// materializeLocked builds doc and logDoc from data if begin left them out
+// (lazyDoc). Every path that reads either calls it first.
+func (s *Session[T]) materializeLocked() {
+	if !s.lazyDoc {
+		return
+	}
+	s.lazyDoc = false
+	raw, err := json.Marshal(s.data)
+	if err == nil {
+		var doc any
+		if doc, err = projector.Decode(raw); err == nil {
+			s.doc, s.logDoc = doc, doc
+			return
+		}
+	}
+	// data encoded once already (begin); it cannot fail now.
+	panic(fmt.Sprintf("profileledger: re-encoding the data of %q: %v", s.key, err))
+}
+
 // reconcile decodes doc over a copy of the template and returns the typed
 // data, its document (its JSON form laid over doc, so that members T does
-// not know are kept: projector.Overlay), and the ops that turn doc into it.
-func (st *Store[T]) reconcile(doc any) (data T, newDoc any, ops []ledger.Op, err error) {
+// not know are kept: projector.Overlay), the ops that turn doc into it, and
+// whether the document is exactly data's JSON form (no member T does not
+// know).
+func (st *Store[T]) reconcile(doc any) (data T, newDoc any, ops []ledger.Op, exact bool, err error) {
 	if err := json.Unmarshal(st.template, &data); err != nil {
-		return data, nil, nil, fmt.Errorf("decode template: %w", err)
+		return data, nil, nil, false, fmt.Errorf("decode template: %w", err)
 	}
 	if doc != nil {
 		stored, err := projector.Encode(doc)
 		if err != nil {
-			return data, nil, nil, err
+			return data, nil, nil, false, err
 		}
 		if err := json.Unmarshal(stored, &data); err != nil {
-			return data, nil, nil, fmt.Errorf("%w: stored data does not fit the profile's type: %v", ErrBadEvent, err)
+			return data, nil, nil, false, fmt.Errorf("%w: stored data does not fit the profile's type: %v", ErrBadEvent, err)
 		}
 	}
 	compact(reflect.ValueOf(&data).Elem())
 	raw, err := json.Marshal(data)
 	if err != nil {
-		return data, nil, nil, err
+		return data, nil, nil, false, err
 	}
 	if newDoc, err = projector.Decode(raw); err != nil {
-		return data, nil, nil, err
+		return data, nil, nil, false, err
 	}
 	// Members of the stored document that T does not know (a newer server
 	// wrote them) stay: reconcile fills in, it never deletes.
+	pure := newDoc
 	newDoc = projector.Overlay(doc, newDoc)
-	return data, newDoc, projector.Diff(doc, newDoc), nil
+	return data, newDoc, projector.Diff(doc, newDoc), len(projector.Diff(pure, newDoc)) == 0, nil
 }
 
 // Key returns the profile's key.
@@ -764,6 +793,7 @@ func (s *Session[T]) newEvent(typ string, ops []ledger.Op, meta map[string]strin
 // skipped and reported, as a load skips them.
 func (s *Session[T]) readPast(ctx context.Context) error {
 	s.mu.Lock()
+	s.materializeLocked()
 	l := loaded{doc: s.logDoc, version: s.version, fence: s.fence, epoch: s.epoch, session: s.id, ps: s.logPS}
 	from := s.fence
 	expected := make(map[string]bool, len(s.uncertain)+s.inflight)
@@ -871,6 +901,7 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 // rebuildLocked recomputes a deferred session's memory as the log's
 // document with the unflushed events applied on top, in order.
 func (s *Session[T]) rebuildLocked() error {
+	s.materializeLocked()
 	doc, ps := s.logDoc, s.logPS
 	for i := range s.unflushed {
 		next, err := projector.Apply(doc, s.unflushed[i].ev.Ops)
@@ -912,6 +943,7 @@ func (s *Session[T]) snapshotValueLocked() pendingSnapshot {
 	// The log's document at the last event folded: in deferred mode the
 	// in-memory one is ahead of the log, and a snapshot is always the fold
 	// of the log up to its version.
+	s.materializeLocked()
 	return pendingSnapshot{key: s.key, version: s.version, epoch: s.epoch, session: s.id, doc: s.logDoc, meta: s.logPS.snapshotMeta()}
 }
 

@@ -193,6 +193,7 @@ func (s *Session[T]) prepareForTrade(ctx context.Context) error {
 func (s *Session[T]) committed() (staged[T], uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.materializeLocked()
 	return staged[T]{data: s.data, doc: s.doc, ps: s.ps}, s.fence
 }
 

@@ -15,6 +15,7 @@ var tinyBenchSize = benchrun.Size{
 	Label: "quick (test)", Samples: 20, StartSamples: 10, Rounds: 2, Round: 30 * time.Millisecond,
 	Sessions: 32, History: [4]int{10, 40, 100, 200}, Handovers: 10,
 	Crashers: 2, CrashRounds: 1, LeaseTTL: time.Second, IdleSessions: 300,
+	ScaleSessions: 200, IdleWindow: 2 * time.Second,
 	Messages: 20, Burst: 20, Bursts: 1,
 	DupesProfiles: [3]int{4, 8, 16}, DupesEvents: 10,
 }
@@ -40,6 +41,8 @@ var benchResultNames = []string{
 	"message_delivery_p50_us", "message_delivery_p99_us", "message_handled_tput",
 	// Investigation (issue 11).
 	"export_vs_raw_read", "dupes_100k_events_s",
+	// Scale (issue 14).
+	"start_100k_sessions_s", "idle_100k_cpu_pct", "idle_liveness_msgs_per_s_100k", "close_100k_sessions_s",
 }
 
 func TestBenchQuickRuns(t *testing.T) {
