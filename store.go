@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -54,6 +55,10 @@ type Store[T any] struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// purgeDenied is set once the server refused this connection a purge
+	// (holder rights): handled messages are no longer purged.
+	purgeDenied atomic.Bool
+
 	mu       sync.Mutex
 	sessions map[string]*Session[T] // by token
 	closed   bool
@@ -66,6 +71,10 @@ type Store[T any] struct {
 // decoded over a copy of it, so fields added to T later get their template
 // values (and that change is recorded as an event at the next session).
 //
+// A user with holder rights (package roles) cannot create streams: Open
+// on a store that does not exist then fails with ErrStoreMissing, which
+// names the admin step, "profileledger create <store>" (Create).
+//
 // ctx bounds Open only; the store's background work (lease renewal,
 // hand-over replies, snapshots, deferred flushes) runs until Close.
 func Open[T any](ctx context.Context, js jetstream.JetStream, name string, template T, opts ...Option) (*Store[T], error) {
@@ -77,19 +86,8 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
-	switch {
-	case cfg.leaseTTL <= 0:
-		return nil, fmt.Errorf("%w: lease TTL %v must be positive", ErrInvalidInput, cfg.leaseTTL)
-	case cfg.snapshotEvery <= 0:
-		return nil, fmt.Errorf("%w: snapshot interval %d must be positive", ErrInvalidInput, cfg.snapshotEvery)
-	case cfg.replicas < 1 || cfg.replicas > 5:
-		return nil, fmt.Errorf("%w: replicas %d must be 1 to 5", ErrInvalidInput, cfg.replicas)
-	case cfg.maxEventSize < 1024:
-		return nil, fmt.Errorf("%w: max event size %d must be at least 1024", ErrInvalidInput, cfg.maxEventSize)
-	case cfg.inboxLimit < 1:
-		return nil, fmt.Errorf("%w: inbox limit %d must be at least 1", ErrInvalidInput, cfg.inboxLimit)
-	case cfg.deferred < 0:
-		return nil, fmt.Errorf("%w: deferred interval %v must not be negative", ErrInvalidInput, cfg.deferred)
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.node == "" {
 		cfg.node, _ = os.Hostname()
@@ -114,32 +112,17 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 	}
 	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
 	defer cancel()
-	stream, err := ledger.OpenStream(ctx, js, ledger.StreamConfig{
-		Name: n.Stream, Subjects: n.Subjects(), Replicas: cfg.replicas, Storage: cfg.storage,
-		MaxMsgSize: int32(cfg.maxEventSize + 4096),
-	})
+	parts, err := openNATS(ctx, js, n, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
-	}
-	leases, err := lease.OpenBucket(ctx, js, lease.Config{Bucket: n.Leases, TTL: cfg.leaseTTL, Replicas: cfg.replicas, Storage: cfg.storage})
-	if err != nil {
-		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
-	}
-	snaps, err := snapshots.OpenKV(ctx, js, snapshots.KVConfig{Bucket: n.Snapshots, Replicas: cfg.replicas, History: cfg.snapshotHistory, Storage: cfg.storage})
-	if err != nil {
-		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
-	}
-	users, err := openUserIndex(ctx, js, n.Users, cfg.replicas, cfg.storage)
-	if err != nil {
-		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
+		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	st := &Store[T]{
 		cfg: cfg, names: n, nc: js.Conn(), js: js,
-		ledger:   ledger.NewLog(js, stream, cfg.maxEventSize),
-		leases:   leases,
-		snaps:    snaps,
-		users:    users,
+		ledger:   ledger.NewLog(js, parts.stream, cfg.maxEventSize),
+		leases:   parts.leases,
+		snaps:    parts.snaps,
+		users:    parts.users,
 		template: tmpl,
 		validate: validate,
 		log:      cfg.logger.With(logStore, name),
