@@ -103,18 +103,18 @@ func openNATS(ctx context.Context, js jetstream.JetStream, n names.Names, cfg co
 		for i, s := range missing {
 			creates[i] = "STREAM.CREATE." + s
 		}
-		var stop func()
-		ctx, stop = cancelOnDenied(ctx, js.Conn(), creates)
-		defer stop()
+		cctx, stop := cancelOnDenied(ctx, js.Conn(), creates)
+		p, err := openParts(cctx, js, n, cfg)
+		if violation := stop(); violation != nil {
+			err = violation
+		}
+		if err != nil {
+			return natsParts{}, fmt.Errorf("%w: %s (missing: %s), and this connection could not create it: %w; an admin creates it with: profileledger create %s [flags]",
+				ErrStoreMissing, n.Store, strings.Join(missing, ", "), err, n.Store)
+		}
+		return p, nil
 	}
 	p, err := openParts(ctx, js, n, cfg)
-	if err != nil && len(missing) > 0 {
-		if cause := deniedCause(ctx); cause != nil {
-			err = cause
-		}
-		return natsParts{}, fmt.Errorf("%w: %s (missing: %s), and this connection could not create it: %w; an admin creates it with: profileledger create %s [flags]",
-			ErrStoreMissing, n.Store, strings.Join(missing, ", "), err, n.Store)
-	}
 	if err != nil {
 		return natsParts{}, fmt.Errorf("profileledger: open store %s: %w", n.Store, err)
 	}
@@ -139,15 +139,29 @@ func openParts(ctx context.Context, js jetstream.JetStream, n names.Names, cfg c
 	return p, err
 }
 
-// cancelOnDenied returns ctx cancelled, with the violation as its cause,
-// once nc reports a permission violation for publishing to one of the
-// JetStream API requests apis (such as "STREAM.CREATE.PL_players"): NATS
-// answers a denied request with an asynchronous error only, so the request
-// itself would wait for its deadline. Only a violation reported after the
-// call counts. stop ends the watch and waits for it.
-func cancelOnDenied(ctx context.Context, nc *nats.Conn, apis []string) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
+// cancelOnDenied returns ctx cancelled once nc reports a permission
+// violation for publishing to one of the JetStream API requests apis (such
+// as "STREAM.CREATE.PL_players"): NATS answers a denied request with an
+// asynchronous error only, so the request itself would wait for its
+// deadline. Only a violation reported after the call counts. stop ends the
+// watch, waits for it, and returns the violation seen, if any (looking
+// once more, for a request that failed for another reason first).
+func cancelOnDenied(ctx context.Context, nc *nats.Conn, apis []string) (context.Context, func() error) {
+	ctx, cancel := context.WithCancel(ctx)
 	before := nc.LastError()
+	violation := func() error {
+		err := nc.LastError()
+		if err == nil || err == before || !errors.Is(err, nats.ErrPermissionViolation) {
+			return nil
+		}
+		for _, api := range apis {
+			if strings.Contains(err.Error(), "."+api+`"`) {
+				return err
+			}
+		}
+		return nil
+	}
+	var seen error
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -163,30 +177,20 @@ func cancelOnDenied(ctx context.Context, nc *nats.Conn, apis []string) (context.
 				return
 			case <-tick.C:
 			}
-			err := nc.LastError()
-			if err == nil || err == before || !errors.Is(err, nats.ErrPermissionViolation) {
-				continue
-			}
-			for _, api := range apis {
-				if strings.Contains(err.Error(), "."+api+`"`) {
-					cancel(err)
-					return
-				}
+			if err := violation(); err != nil {
+				seen = err
+				cancel()
+				return
 			}
 		}
 	}()
-	return ctx, func() {
+	return ctx, func() error {
 		close(done)
 		wg.Wait()
-		cancel(nil)
+		cancel()
+		if seen == nil {
+			seen = violation()
+		}
+		return seen
 	}
-}
-
-// deniedCause returns the permission violation a context from
-// cancelOnDenied ended on, or nil.
-func deniedCause(ctx context.Context) error {
-	if cause := context.Cause(ctx); cause != nil && errors.Is(cause, nats.ErrPermissionViolation) {
-		return cause
-	}
-	return nil
 }

@@ -312,8 +312,7 @@ func (s *Session[T]) deliverPending(subject string, purged *uint64) (int, error)
 		// or delivers them again.
 		pctx, stop := cancelOnDenied(ctx, s.st.nc, []string{"STREAM.PURGE." + s.st.names.Stream})
 		err := s.st.ledger.PurgeThrough(pctx, subject, through)
-		stop()
-		switch cause := deniedCause(pctx); {
+		switch cause := stop(); {
 		case cause != nil:
 			s.st.purgeDenied.Store(true)
 			s.st.log.Info("this connection may not purge: handled messages stay in the inbox", logErr, cause)

@@ -75,8 +75,8 @@ type Subjects struct {
 }
 
 // Permissions are a NATS user's permissions, in the shape of a
-// nats-server configuration's "permissions" block; as JSON they are the
-// server's own JSON form.
+// nats-server configuration's "permissions" block (Config renders it);
+// their JSON has the block's keys.
 type Permissions struct {
 	Publish   Subjects `json:"publish"`
 	Subscribe Subjects `json:"subscribe"`
@@ -104,7 +104,7 @@ func For(store string, role Role) (Permissions, error) {
 	if _, err := ParseRole(string(role)); err != nil {
 		return Permissions{}, err
 	}
-	streams := Streams(n)
+	streams := streams(n)
 	var pub, deny []string
 	pub = append(pub, apiPrefix+"INFO")
 	for _, s := range streams {
@@ -125,10 +125,12 @@ func For(store string, role Role) (Permissions, error) {
 			"$JS.ACK."+s+".>",
 		)
 	}
-	sub := []string{"_INBOX.>"}
+	// Every opened Store subscribes to its hand-over requests, a reader's
+	// too (it gets none: no lease names it, and it may not answer).
+	sub := []string{"_INBOX.>", "pl." + n.Store + ".ctl.>"}
 	if role == Holder || role == Admin {
 		pub = append(pub, writeSubjects(n)...)
-		sub = append(sub, n.Wake("*"), n.Inbox("*"), "pl."+n.Store+".ctl.>")
+		sub = append(sub, n.Wake("*"), n.Inbox("*"))
 	}
 	if role == Admin {
 		for _, s := range streams {
@@ -150,9 +152,17 @@ func For(store string, role Role) (Permissions, error) {
 	}, nil
 }
 
-// Streams returns the JetStream streams of the store n: its event stream
-// and the streams of its lease, snapshot and user-id buckets.
-func Streams(n names.Names) []string {
+// Streams returns the JetStream streams of the store called store: its
+// event stream and the streams of its lease, snapshot and user-id buckets.
+func Streams(store string) ([]string, error) {
+	n, err := names.New(store)
+	if err != nil {
+		return nil, err
+	}
+	return streams(n), nil
+}
+
+func streams(n names.Names) []string {
 	return []string{n.Stream, names.KVStream(n.Leases), names.KVStream(n.Snapshots), names.KVStream(n.Users)}
 }
 
@@ -216,7 +226,8 @@ func (p Permissions) UserConfig(user, password string) string {
 	return b.String()
 }
 
-// JSON returns p as indented JSON, the server's JSON form of permissions.
+// JSON returns p as indented JSON: the same block as Config, with the
+// same keys.
 func (p Permissions) JSON() []byte {
 	out, _ := json.MarshalIndent(p, "", "  ")
 	return out
