@@ -611,3 +611,30 @@ func TestOpenWithHolderRightsOnAMissingStoreNamesTheAdminStep(t *testing.T) {
 		t.Fatalf("Erase as admin: %v", err)
 	}
 }
+
+func TestOpenWithHolderRightsOnAStoreMissingABucketNamesItAndCreateAddsIt(t *testing.T) {
+	url := rolesServer(t,
+		roleUser{"root", "", ""},
+		roleUser{"holder", "players", roles.Holder})
+	createStore(t, url, "root", "players")
+	seedPlayers(t, url)
+	rootJS, _ := connectAs(t, url, "root")
+	ctx := testCtx(t, 30*time.Second)
+	// As a store made before the user-id index existed.
+	if err := rootJS.DeleteKeyValue(ctx, "PL_players_USERS"); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := connectAs(t, url, "holder")
+	_, err := profileledger.Open(ctx, js, "players", tmpl())
+	if !errors.Is(err, profileledger.ErrStoreMissing) || !strings.Contains(err.Error(), "missing: KV_PL_players_USERS)") ||
+		!strings.Contains(err.Error(), "profileledger create players") {
+		t.Fatalf("Open as holder without the users bucket: %v", err)
+	}
+	if err := profileledger.Create(ctx, rootJS, "players"); err != nil {
+		t.Fatal(err)
+	}
+	st := openAs(t, js, "players", "holder")
+	if view, err := st.Get(ctx, "alice"); err != nil || view.Data.Coins != 115 {
+		t.Fatalf("alice after the bucket was added: %+v, %v", view, err)
+	}
+}
