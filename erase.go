@@ -26,13 +26,25 @@ import (
 // log starts with the tombstone. Erase is idempotent, and safe to call
 // again after a failure or a crash halfway: every step can run twice.
 //
+// Erasure purges, so it is an admin operation (package roles): a
+// connection with holder rights is refused before anything is appended or
+// taken, with an error matching nats.ErrPermissionViolation.
+//
 // ctx bounds the whole erasure, including the wait for the holder. Errors:
 // ErrInvalidKey, ErrInvalidInput (bad metadata), ErrLocked (ctx ended
-// while the profile was held), ErrClosed, NATS errors (call it again).
+// while the profile was held), ErrClosed, nats.ErrPermissionViolation,
+// NATS errors (call it again).
 func (st *Store[T]) Erase(ctx context.Context, key string) error {
 	meta, err := callerMeta(ctx, 0)
 	if err != nil {
 		return err
+	}
+	token, err := encodeKey(key)
+	if err != nil {
+		return err
+	}
+	if err := st.mayPurge(ctx, token); err != nil {
+		return fmt.Errorf("profileledger: erase %q: %w", key, err)
 	}
 	s, err := st.startSession(ctx, key, sessionConfig{erase: true})
 	if err != nil {
@@ -151,4 +163,16 @@ func contains(ids []string, id string) bool {
 		}
 	}
 	return false
+}
+
+// mayPurge asks the server for a purge that removes nothing (the inbox of
+// token before its first sequence), so that a connection without the right
+// to purge learns it before an erasure appends its tombstone.
+func (st *Store[T]) mayPurge(ctx context.Context, token string) error {
+	pctx, stop := cancelOnDenied(ctx, st.nc, []string{"STREAM.PURGE." + st.names.Stream})
+	err := st.ledger.PurgeThrough(pctx, st.names.Inbox(token), 0)
+	if cause := stop(); cause != nil {
+		return fmt.Errorf("erasure is an admin operation, and this connection may not purge stream %s: %w", st.names.Stream, cause)
+	}
+	return err
 }

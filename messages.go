@@ -98,7 +98,19 @@ func (st *Store[T]) Message(ctx context.Context, key string, payload []byte, opt
 	}
 	// The duplicate window is the stream's, shared by all profiles: the
 	// profile's token keeps two profiles' ids apart.
-	_, _, err = st.ledger.PublishBounded(ctx, st.names.Inbox(token), "pl.msg."+token+"."+id, hdr, payload, st.cfg.inboxLimit)
+	msgID := "pl.msg." + token + "." + id
+	_, _, err = st.ledger.PublishBounded(ctx, st.names.Inbox(token), msgID, hdr, payload, st.cfg.inboxLimit)
+	if errors.Is(err, ledger.ErrFull) {
+		// The count took in handled messages that their holder could not
+		// purge (holder rights): allow room for them, and count again.
+		limit, rerr := st.inboxLimitAbove(ctx, key, token)
+		if rerr != nil {
+			return fmt.Errorf("profileledger: message to %q: %w", key, rerr)
+		}
+		if limit > st.cfg.inboxLimit {
+			_, _, err = st.ledger.PublishBounded(ctx, st.names.Inbox(token), msgID, hdr, payload, limit)
+		}
+	}
 	if errors.Is(err, ledger.ErrFull) {
 		return fmt.Errorf("%w: %q: %w", ErrInboxFull, key, err)
 	}
@@ -110,6 +122,28 @@ func (st *Store[T]) Message(ctx context.Context, key string, payload []byte, opt
 	// its inbox when the handler is set).
 	st.nc.Publish(st.names.Wake(token), nil)
 	return nil
+}
+
+// inboxLimitAbove returns the inbox limit that counts only the messages
+// after the profile's handled watermark: the store's limit plus the handled
+// messages still in the inbox. While a holder purges them at the same
+// time, the inbox may briefly take up to that many messages more than the
+// limit.
+func (st *Store[T]) inboxLimitAbove(ctx context.Context, key, token string) (int, error) {
+	l, err := st.load(ctx, key, token, 0, time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	subject := st.names.Inbox(token)
+	all, err := st.ledger.Count(ctx, subject, 0)
+	if err != nil {
+		return 0, err
+	}
+	pending, err := st.ledger.Count(ctx, subject, l.ps.inbox)
+	if err != nil {
+		return 0, err
+	}
+	return st.cfg.inboxLimit + int(all-min(pending, all)), nil
 }
 
 // HandleMessages sets the session's message handler (ProfileStore's
@@ -317,10 +351,20 @@ func (s *Session[T]) deliverPending(subject string) (int, error) {
 	s.mu.Lock()
 	through := s.logPS.inbox
 	s.mu.Unlock()
-	if through > s.purged {
-		if err := s.st.ledger.PurgeThrough(ctx, subject, through); err != nil {
+	if through > s.purged && !s.st.purgeDenied.Load() {
+		// Best effort: a user with holder rights may not purge (NATS cannot
+		// tell a subject's purge from the whole stream's), and then the
+		// handled messages stay, below the watermark, where nothing counts
+		// or delivers them again.
+		pctx, stop := cancelOnDenied(ctx, s.st.nc, []string{"STREAM.PURGE." + s.st.names.Stream})
+		err := s.st.ledger.PurgeThrough(pctx, subject, through)
+		switch cause := stop(); {
+		case cause != nil:
+			s.st.purgeDenied.Store(true)
+			s.st.log.Info("this connection may not purge: handled messages stay in the inbox", logErr, cause)
+		case err != nil:
 			s.st.log.Warn("handled messages not removed from the inbox", logKey, s.key, logErr, err)
-		} else {
+		default:
 			s.purged = through
 		}
 	}

@@ -48,29 +48,62 @@ func (st *Store[T]) newLife(ctx context.Context) (*life, error) {
 }
 
 // currentLife returns the live heartbeat incarnation new leases name,
-// waiting (until ctx ends) while a lapsed one is being replaced.
+// starting one (and its beating) if there is none: a store that never
+// holds a session — one that only reads or sends messages — has no
+// heartbeat, and needs no right to write one.
 func (st *Store[T]) currentLife(ctx context.Context) (*life, error) {
 	for {
 		st.mu.Lock()
-		lf, ready, closed := st.life, st.lifeReady, st.closed
+		switch {
+		case st.closed:
+			st.mu.Unlock()
+			return nil, ErrClosed
+		case st.life != nil:
+			lf := st.life
+			st.mu.Unlock()
+			return lf, nil
+		case st.lifeStarting:
+			ready := st.lifeReady
+			st.mu.Unlock()
+			select {
+			case <-ready:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: waiting for this store's heartbeat to start: %w", ErrSessionLost, ctx.Err())
+			}
+		}
+		st.lifeStarting = true
+		st.mu.Unlock()
+		sctx, cancel := context.WithTimeout(ctx, leaseAttemptTimeout)
+		lf, err := st.newLife(sctx)
+		cancel()
+		st.mu.Lock()
+		st.lifeStarting = false
+		close(st.lifeReady) // waiters look again
+		st.lifeReady = make(chan struct{})
+		if err == nil && !st.closed {
+			st.life = lf
+			st.wg.Add(1)
+			go st.heartbeatLoop(lf)
+		}
+		closed := st.closed
 		st.mu.Unlock()
 		switch {
 		case closed:
+			if err == nil {
+				st.stopHeartbeat(lf)
+			}
 			return nil, ErrClosed
-		case lf != nil:
-			return lf, nil
+		case err != nil:
+			return nil, fmt.Errorf("%w: start this store's heartbeat: %w", ErrSessionLost, err)
 		}
-		select {
-		case <-ready:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: this store's heartbeat lapsed and is not back yet: %w", ErrSessionLost, ctx.Err())
-		}
+		return lf, nil
 	}
 }
 
-// heartbeatLoop beats the store's heartbeat every third of the TTL, and
-// starts a new life when one lapses. It ends with the store.
-func (st *Store[T]) heartbeatLoop() {
+// heartbeatLoop beats lf every third of the TTL until the store closes or
+// lf lapses; then the next session to start starts a new life.
+func (st *Store[T]) heartbeatLoop(lf *life) {
 	defer st.wg.Done()
 	ttl := st.leases.TTL()
 	t := time.NewTicker(ttl / 3)
@@ -81,19 +114,11 @@ func (st *Store[T]) heartbeatLoop() {
 			return
 		case <-t.C:
 		}
-		st.mu.Lock()
-		lf := st.life
-		st.mu.Unlock()
-		if lf == nil {
-			st.revive()
-			continue
-		}
 		if err := st.beat(lf, ttl); err != nil {
-			if st.ctx.Err() != nil {
-				return
+			if st.ctx.Err() == nil {
+				st.lapse(lf, err)
 			}
-			st.lapse(lf, err)
-			st.revive()
+			return
 		}
 	}
 }
@@ -141,7 +166,7 @@ func (st *Store[T]) lapse(lf *life, cause error) {
 	st.mu.Lock()
 	lf.dead = true
 	if st.life == lf {
-		st.life, st.lifeReady = nil, make(chan struct{})
+		st.life = nil // the next session to start starts a new life
 	}
 	var lost []*Session[T]
 	for _, s := range st.sessions {
@@ -156,37 +181,20 @@ func (st *Store[T]) lapse(lf *life, cause error) {
 	}
 }
 
-// revive starts a new life, retrying until it is up or the store closes.
-func (st *Store[T]) revive() {
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(st.ctx, leaseAttemptTimeout)
-		lf, err := st.newLife(ctx)
-		cancel()
-		if err == nil {
-			st.mu.Lock()
-			st.life = lf
-			close(st.lifeReady)
-			st.mu.Unlock()
-			st.log.Info("heartbeat back under a new id", "heartbeat", lf.hb.ID())
-			return
-		}
-		if !retry.Sleep(st.ctx, retry.Backoff(attempt+1, 10*time.Millisecond, time.Second)) {
-			return
-		}
-	}
-}
-
 // stopLife deletes the heartbeat on Close: leases that still name it (of
 // sessions abandoned by Close) are free for the taking at once.
-func (st *Store[T]) stopLife(ctx context.Context) {
+func (st *Store[T]) stopLife() {
 	st.mu.Lock()
 	lf := st.life
 	st.life = nil
 	st.mu.Unlock()
-	if lf == nil {
-		return
+	if lf != nil {
+		st.stopHeartbeat(lf)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseAttemptTimeout)
+}
+
+func (st *Store[T]) stopHeartbeat(lf *life) {
+	ctx, cancel := context.WithTimeout(context.Background(), leaseAttemptTimeout)
 	defer cancel()
 	if err := lf.hb.Stop(ctx); err != nil {
 		st.log.Debug("heartbeat not deleted; it expires", logErr, err)

@@ -111,7 +111,9 @@ func WithValidate[T any](fn func(*T) error) Option {
 // WithInboxLimit sets how many messages a profile's inbox holds at most
 // (default 1000, as ProfileStore's); past it, Store.Message fails with
 // ErrInboxFull. Handled messages count until they are removed, right after
-// their events are in the log.
+// their events are in the log; if the holder may not remove them (holder
+// rights, package roles), only the messages after the profile's handled
+// watermark count.
 func WithInboxLimit(n int) Option { return func(c *config) { c.inboxLimit = n } }
 
 // SessionOption configures StartSession.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,12 +57,17 @@ type Store[T any] struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex
-	sessions  map[string]*Session[T] // by token
-	starting  map[string]*Session[T] // by session id: sessions contending for their lease
-	life      *life                  // the heartbeat new leases name; nil while a lapsed one is replaced
-	lifeReady chan struct{}          // closed when life is set again
-	closed    bool
+	// purgeDenied is set once the server refused this connection a purge
+	// (holder rights): handled messages are no longer purged.
+	purgeDenied atomic.Bool
+
+	mu           sync.Mutex
+	sessions     map[string]*Session[T] // by token
+	starting     map[string]*Session[T] // by session id: sessions contending for their lease
+	life         *life                  // the heartbeat new leases name; nil until a session starts, and after it lapses
+	lifeStarting bool                   // a StartSession is starting one
+	lifeReady    chan struct{}          // closed (and replaced) when a start of life is over
+	closed       bool
 }
 
 // Open opens the store called name on js, creating its stream and buckets if
@@ -71,8 +77,13 @@ type Store[T any] struct {
 // decoded over a copy of it, so fields added to T later get their template
 // values (and that change is recorded as an event at the next session).
 //
-// Open starts the store's heartbeat: its liveness, shared by every session
-// it will hold (one message every third of the lease TTL, however many).
+// A user with holder rights (package roles) cannot create streams: Open
+// on a store that does not exist then fails with ErrStoreMissing, which
+// names the admin step, "profileledger create <store>" (Create).
+//
+// The store's first session starts its heartbeat: its liveness, shared by
+// every session it holds (one message every third of the lease TTL, however
+// many). A store that only reads or sends messages has none.
 //
 // ctx bounds Open only; the store's background work (the heartbeat,
 // hand-over replies, snapshots, deferred flushes) runs until Close.
@@ -85,19 +96,8 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
-	switch {
-	case cfg.leaseTTL <= 0:
-		return nil, fmt.Errorf("%w: lease TTL %v must be positive", ErrInvalidInput, cfg.leaseTTL)
-	case cfg.snapshotEvery <= 0:
-		return nil, fmt.Errorf("%w: snapshot interval %d must be positive", ErrInvalidInput, cfg.snapshotEvery)
-	case cfg.replicas < 1 || cfg.replicas > 5:
-		return nil, fmt.Errorf("%w: replicas %d must be 1 to 5", ErrInvalidInput, cfg.replicas)
-	case cfg.maxEventSize < 1024:
-		return nil, fmt.Errorf("%w: max event size %d must be at least 1024", ErrInvalidInput, cfg.maxEventSize)
-	case cfg.inboxLimit < 1:
-		return nil, fmt.Errorf("%w: inbox limit %d must be at least 1", ErrInvalidInput, cfg.inboxLimit)
-	case cfg.deferred < 0:
-		return nil, fmt.Errorf("%w: deferred interval %v must not be negative", ErrInvalidInput, cfg.deferred)
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.node == "" {
 		cfg.node, _ = os.Hostname()
@@ -122,39 +122,25 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 	}
 	ctx, cancel := retry.WithDefaultTimeout(ctx, ledger.DefaultTimeout)
 	defer cancel()
-	stream, err := ledger.OpenStream(ctx, js, ledger.StreamConfig{
-		Name: n.Stream, Subjects: n.Subjects(), Replicas: cfg.replicas, Storage: cfg.storage,
-		MaxMsgSize: int32(cfg.maxEventSize + 4096),
-	})
+	parts, err := openNATS(ctx, js, n, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
-	}
-	leases, err := lease.OpenBucket(ctx, js, lease.Config{Bucket: n.Leases, TTL: cfg.leaseTTL, Replicas: cfg.replicas, Storage: cfg.storage})
-	if err != nil {
-		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
-	}
-	snaps, err := snapshots.OpenKV(ctx, js, snapshots.KVConfig{Bucket: n.Snapshots, Replicas: cfg.replicas, History: cfg.snapshotHistory, Storage: cfg.storage})
-	if err != nil {
-		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
-	}
-	users, err := openUserIndex(ctx, js, n.Users, cfg.replicas, cfg.storage)
-	if err != nil {
-		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
+		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	st := &Store[T]{
 		cfg: cfg, names: n, nc: js.Conn(), js: js,
-		ledger:   ledger.NewLog(js, stream, cfg.maxEventSize),
-		leases:   leases,
-		snaps:    snaps,
-		users:    users,
+		ledger:   ledger.NewLog(js, parts.stream, cfg.maxEventSize),
+		leases:   parts.leases,
+		snaps:    parts.snaps,
+		users:    parts.users,
 		template: tmpl,
 		validate: validate,
 		log:      cfg.logger.With(logStore, name),
 		id:       uuid.NewString(),
 		ctx:      bg, cancel: cancel,
-		sessions: make(map[string]*Session[T]),
-		starting: make(map[string]*Session[T]),
+		sessions:  make(map[string]*Session[T]),
+		starting:  make(map[string]*Session[T]),
+		lifeReady: make(chan struct{}),
 	}
 	st.obs = newObserver(name, st.nc, cfg.health)
 	st.ctlSub, err = st.nc.Subscribe(n.ControlAll(st.id), st.onControl)
@@ -168,13 +154,6 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 		cancel()
 		return nil, fmt.Errorf("profileledger: subscribe to hand-over requests: %w", err)
 	}
-	if st.life, err = st.newLife(ctx); err != nil {
-		st.ctlSub.Unsubscribe()
-		cancel()
-		return nil, fmt.Errorf("profileledger: open store %s: start the heartbeat: %w", name, err)
-	}
-	st.wg.Add(1)
-	go st.heartbeatLoop()
 	st.obs.start(st.ctx, &st.wg)
 	return st, nil
 }
@@ -238,7 +217,7 @@ func (st *Store[T]) Close(ctx context.Context) error {
 	st.cancel()
 	st.mu.Unlock()
 	st.wg.Wait()
-	st.stopLife(ctx)
+	st.stopLife()
 	st.ledger.Close()
 	return errors.Join(append(errs, err)...)
 }

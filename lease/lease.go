@@ -117,9 +117,15 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (*Bucke
 		Storage:        cfg.Storage,
 		LimitMarkerTTL: ttl,
 	}
-	kv, err := js.CreateKeyValue(ctx, kvCfg)
-	if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		kv, err = js.KeyValue(ctx, cfg.Bucket)
+	// Look first, create only if missing: a user with holder rights may
+	// read the bucket but not create one (a create request it is denied
+	// is answered by nothing but a timeout).
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, kvCfg)
+		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lease: open bucket %s: %w", cfg.Bucket, err)

@@ -48,6 +48,7 @@ func (m *Main) runBench(ctx context.Context, args []string) int {
 	var over benchrun.Size
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object {machine, run, results} instead of the table")
 	fs.StringVar(&cfg.Server, "server", "", "NATS `URL` of a running server (default: an embedded server)")
+	auth := addAuthFlags(fs)
 	fs.BoolVar(&quick, "quick", false, "small sizes: the whole run in under 10 s")
 	fs.StringVar(&only, "only", "", "run only these results (`names`, comma-separated)")
 	fs.BoolVar(&verbose, "v", false, "print progress and the library's warnings to stderr")
@@ -64,6 +65,16 @@ func (m *Main) runBench(ctx context.Context, args []string) int {
 	fs.IntVar(&over.Burst, "burst", 0, "messages per burst of message_handled_tput (`n`)")
 	if code, ok := m.parse(fs, args); !ok {
 		return code
+	}
+	if err := auth.check(); err != nil {
+		return m.usageError(fs, "%v", err)
+	}
+	if cfg.Server != "" {
+		opts, err := auth.options()
+		if err != nil {
+			return m.usageError(fs, "%v", err)
+		}
+		cfg.Connect = opts
 	}
 	cfg.Size = benchrun.DefaultSize
 	if quick {

@@ -12,6 +12,8 @@
 //	profileledger log, show, diff, blame, trace, dupes, export, rollback
 //	                      investigate a profile's history and undo it (package investigate)
 //	profileledger ui      the same on a read-only web page, on 127.0.0.1 (package web)
+//	profileledger permissions  the NATS permissions of a role on a store (package roles)
+//	profileledger create  create a store: the admin step before holders can open it
 //
 // Run "profileledger <command> -h" for a command's flags. The exit status is
 // 0 on success, 1 if the command failed (for demo: if any check failed) and
@@ -71,23 +73,25 @@ type command struct {
 func NewMain(stdout, stderr io.Writer) *Main {
 	m := &Main{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	m.commands = map[string]command{
-		"audit":    {summary: "check every profile of a store: its log's invariants, and every snapshot against the log", run: m.runAudit},
-		"demo":     {summary: "run simulated game servers that hand players around, crash one, and check every write", run: m.runDemo},
-		"trades":   {summary: "list a profile's trades: the other profile and what moved on both sides", run: m.runTrades},
-		"serve":    {summary: "run an embedded NATS server with JetStream: one node, or a cluster member", run: m.runServe},
-		"bench":    {summary: "measure mutations, starts, hand-overs and take-overs against baselines in the same run", run: m.runBench},
-		"message":  {summary: "send a message to a profile's inbox, for its holder or its next session to handle", run: m.runMessage},
-		"info":     {summary: "show what a profile is and who holds it, without taking it", run: m.runInfo},
-		"erase":    {summary: "erase a profile, or every profile of a user id, for good (asks first)", run: m.runErase},
-		"log":      {summary: "a profile's events, one line each, with who, why and what changed; -follow tails", run: m.runLog},
-		"show":     {summary: "a profile's data as JSON, now or at a version or time", run: m.runShow},
-		"diff":     {summary: "what changed in a profile between two versions or times", run: m.runDiff},
-		"blame":    {summary: "every event that changed a path of a profile, before and after, who and when", run: m.runBlame},
-		"trace":    {summary: "every profile that holds or held a value, how it arrived and left; flags dupes", run: m.runTrace},
-		"dupes":    {summary: "find values held twice across the store and trace each (exit 1 if any)", run: m.runDupes},
-		"export":   {summary: "every event as JSON Lines, streamed and resumable from a sequence", run: m.runExport},
-		"rollback": {summary: "roll a profile back to a version, with who and why (shows the diff, asks first)", run: m.runRollback},
-		"ui":       {summary: "serve a read-only web page to investigate the store: timelines, diffs, blame, traces", run: m.runUI},
+		"audit":       {summary: "check every profile of a store: its log's invariants, and every snapshot against the log", run: m.runAudit},
+		"demo":        {summary: "run simulated game servers that hand players around, crash one, and check every write", run: m.runDemo},
+		"trades":      {summary: "list a profile's trades: the other profile and what moved on both sides", run: m.runTrades},
+		"serve":       {summary: "run an embedded NATS server with JetStream: one node, or a cluster member", run: m.runServe},
+		"bench":       {summary: "measure mutations, starts, hand-overs and take-overs against baselines in the same run", run: m.runBench},
+		"message":     {summary: "send a message to a profile's inbox, for its holder or its next session to handle", run: m.runMessage},
+		"info":        {summary: "show what a profile is and who holds it, without taking it", run: m.runInfo},
+		"erase":       {summary: "erase a profile, or every profile of a user id, for good (asks first)", run: m.runErase},
+		"log":         {summary: "a profile's events, one line each, with who, why and what changed; -follow tails", run: m.runLog},
+		"show":        {summary: "a profile's data as JSON, now or at a version or time", run: m.runShow},
+		"diff":        {summary: "what changed in a profile between two versions or times", run: m.runDiff},
+		"blame":       {summary: "every event that changed a path of a profile, before and after, who and when", run: m.runBlame},
+		"trace":       {summary: "every profile that holds or held a value, how it arrived and left; flags dupes", run: m.runTrace},
+		"dupes":       {summary: "find values held twice across the store and trace each (exit 1 if any)", run: m.runDupes},
+		"export":      {summary: "every event as JSON Lines, streamed and resumable from a sequence", run: m.runExport},
+		"rollback":    {summary: "roll a profile back to a version, with who and why (shows the diff, asks first)", run: m.runRollback},
+		"permissions": {summary: "print the NATS permissions of a role (holder, reader, admin) on a store", run: m.runPermissions},
+		"ui":          {summary: "serve a read-only web page to investigate the store: timelines, diffs, blame, traces", run: m.runUI},
+		"create":      {summary: "create a store's stream and buckets: the admin step before holders can open it", run: m.runCreate},
 	}
 	return m
 }
@@ -128,7 +132,7 @@ func (m *Main) usage(w io.Writer) {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "\t%-9s %s\n", n, m.commands[n].summary)
+		fmt.Fprintf(w, "\t%-11s %s\n", n, m.commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun \"profileledger <command> -h\" for a command's flags.")
 }

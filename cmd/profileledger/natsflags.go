@@ -17,19 +17,28 @@ import (
 )
 
 // natsFlags are the connection flags of the operator commands, spelled as
-// the nats CLI spells them (with one dash): -server, -creds, -nkey,
-// -username/-password, -tlscert/-tlskey/-tlsca, and -timeout. (The nats
-// CLI's --user is -username here: erase's -user names a user id, as the
-// issue that asked for it spells it.) Each one left
-// empty falls back to the nats CLI's environment variable (NATS_URL,
-// NATS_CREDS, NATS_NKEY, NATS_USER, NATS_PASSWORD, NATS_CERT, NATS_KEY,
-// NATS_CA); the server to nats://127.0.0.1:4222 at last. Defaults are read
-// at connect time, so that -h never prints a secret from the environment.
+// the nats CLI spells them (with one dash): -server, the credential flags
+// (authFlags) and -timeout. Left empty, -server falls back to NATS_URL,
+// and then to nats://127.0.0.1:4222.
 type natsFlags struct {
-	server, creds, nkey    string
-	user, password         string
+	server string
+	*authFlags
+	timeout time.Duration
+}
+
+// authFlags are the credential flags: -creds (a JWT credentials file),
+// -nkey (an NKey seed file), -username and -password, -token, and
+// -tlscert/-tlskey/-tlsca. Each one left empty falls back to the nats
+// CLI's environment variable (NATS_CREDS, NATS_NKEY, NATS_USER,
+// NATS_PASSWORD, NATS_TOKEN, NATS_CERT, NATS_KEY, NATS_CA). As with the nats
+// CLI's --user, a -username without a -password is a token. (The nats
+// CLI's --user is -username here: erase's -user names a user id.)
+// Defaults are read at connect time, so that -h never prints a secret
+// from the environment.
+type authFlags struct {
+	creds, nkey            string
+	user, password, token  string
 	tlsCert, tlsKey, tlsCA string
-	timeout                time.Duration
 }
 
 // addNATSFlags defines the connection flags on fs; timeout is -timeout's
@@ -37,14 +46,22 @@ type natsFlags struct {
 func addNATSFlags(fs *flag.FlagSet, timeout time.Duration) *natsFlags {
 	f := &natsFlags{}
 	fs.StringVar(&f.server, "server", "", "NATS server `URL`s, comma-separated (default $NATS_URL, or "+nats.DefaultURL+")")
-	fs.StringVar(&f.creds, "creds", "", "user credentials `file` (default $NATS_CREDS)")
+	f.authFlags = addAuthFlags(fs)
+	fs.DurationVar(&f.timeout, "timeout", timeout, "give up on the whole command after this `duration`")
+	return f
+}
+
+// addAuthFlags defines the credential flags on fs.
+func addAuthFlags(fs *flag.FlagSet) *authFlags {
+	f := &authFlags{}
+	fs.StringVar(&f.creds, "creds", "", "user credentials `file` (JWT and NKey seed; default $NATS_CREDS)")
 	fs.StringVar(&f.nkey, "nkey", "", "user NKey seed `file` (default $NATS_NKEY)")
-	fs.StringVar(&f.user, "username", "", "NATS user `name` (default $NATS_USER)")
+	fs.StringVar(&f.user, "username", "", "NATS user `name`, or a token if no password is given (default $NATS_USER)")
 	fs.StringVar(&f.password, "password", "", "`password` (default $NATS_PASSWORD)")
+	fs.StringVar(&f.token, "token", "", "authentication `token` (default $NATS_TOKEN)")
 	fs.StringVar(&f.tlsCert, "tlscert", "", "TLS client certificate `file` (default $NATS_CERT)")
 	fs.StringVar(&f.tlsKey, "tlskey", "", "TLS client key `file` (default $NATS_KEY)")
 	fs.StringVar(&f.tlsCA, "tlsca", "", "TLS certificate authority `file` to verify the server (default $NATS_CA)")
-	fs.DurationVar(&f.timeout, "timeout", timeout, "give up on the whole command after this `duration`")
 	return f
 }
 
@@ -59,12 +76,23 @@ func orEnv(v, env string) string {
 // check reports a flag combination that cannot work; the command prints it
 // as a usage error.
 func (f *natsFlags) check() error {
+	if f.timeout <= 0 {
+		return fmt.Errorf("-timeout %v: must be positive", f.timeout)
+	}
+	return f.authFlags.check()
+}
+
+// check reports a credential flag combination that cannot work.
+func (f *authFlags) check() error {
 	cert, key := orEnv(f.tlsCert, "NATS_CERT"), orEnv(f.tlsKey, "NATS_KEY")
+	user, token := orEnv(f.user, "NATS_USER"), orEnv(f.token, "NATS_TOKEN")
 	switch {
 	case (cert == "") != (key == ""):
 		return errors.New("-tlscert and -tlskey go together")
-	case f.timeout <= 0:
-		return fmt.Errorf("-timeout %v: must be positive", f.timeout)
+	case f.token != "" && f.user != "":
+		return errors.New("-token and -username: give one (a -username without -password is a token)")
+	case token != "" && user != "" && f.user == "" && f.token == "":
+		return errors.New("NATS_TOKEN and NATS_USER are both set: unset one")
 	}
 	return nil
 }
@@ -77,22 +105,35 @@ func (f *natsFlags) url() string {
 	return nats.DefaultURL
 }
 
-// connect connects as the flags say, naming the connection
-// "profileledger-<command>".
-func (f *natsFlags) connect(command string) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{nats.Name("profileledger-" + command)}
+// options returns the nats.go options the credential flags ask for.
+func (f *authFlags) options() ([]nats.Option, error) {
+	var opts []nats.Option
 	if creds := orEnv(f.creds, "NATS_CREDS"); creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
 	if seed := orEnv(f.nkey, "NATS_NKEY"); seed != "" {
 		opt, err := nats.NkeyOptionFromSeed(seed)
 		if err != nil {
-			return nil, nil, fmt.Errorf("nkey %s: %w", seed, err)
+			return nil, fmt.Errorf("nkey %s: %w", seed, err)
 		}
 		opts = append(opts, opt)
 	}
-	if user := orEnv(f.user, "NATS_USER"); user != "" {
-		opts = append(opts, nats.UserInfo(user, orEnv(f.password, "NATS_PASSWORD")))
+	// A flag wins over the environment: -token over NATS_USER, -username
+	// over NATS_TOKEN.
+	user, password, token := orEnv(f.user, "NATS_USER"), orEnv(f.password, "NATS_PASSWORD"), orEnv(f.token, "NATS_TOKEN")
+	if f.token != "" {
+		user = ""
+	}
+	if f.user != "" {
+		token = ""
+	}
+	switch {
+	case user != "" && password != "":
+		opts = append(opts, nats.UserInfo(user, password))
+	case user != "":
+		opts = append(opts, nats.Token(user))
+	case token != "":
+		opts = append(opts, nats.Token(token))
 	}
 	if cert := orEnv(f.tlsCert, "NATS_CERT"); cert != "" {
 		opts = append(opts, nats.ClientCert(cert, orEnv(f.tlsKey, "NATS_KEY")))
@@ -100,6 +141,17 @@ func (f *natsFlags) connect(command string) (*nats.Conn, jetstream.JetStream, er
 	if ca := orEnv(f.tlsCA, "NATS_CA"); ca != "" {
 		opts = append(opts, nats.RootCAs(ca))
 	}
+	return opts, nil
+}
+
+// connect connects as the flags say, naming the connection
+// "profileledger-<command>".
+func (f *natsFlags) connect(command string) (*nats.Conn, jetstream.JetStream, error) {
+	opts, err := f.options()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts, nats.Name("profileledger-"+command))
 	nc, err := nats.Connect(f.url(), opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", redactURL(f.url()), err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
@@ -38,13 +39,31 @@ and n2 and n3 likewise on 4223/6223 and 4224/6224. A member prints its URL
 once JetStream is ready, which takes a majority of the members; until then
 it waits. Clients connect to all the members' URLs, comma separated.
 
+Roles: -config loads a nats-server configuration file (users, accounts,
+permissions, TLS, listen address, cluster), so that the roles of
+"profileledger permissions" can be tried locally:
+
+  port: 4222
+  jetstream {}
+  authorization {
+    users: [
+      # the entries these print, pasted in:
+      #   profileledger permissions players -role holder -user game -user-password '$GAME_PASSWORD'
+      #   profileledger permissions players -role admin -user ops -user-password '$OPS_PASSWORD'
+    ]
+  }
+
+The file decides the listen address, name and cluster: -listen, -name,
+-cluster, -routes and -monitor go into the file instead. -data is the
+store directory unless the file sets jetstream's store_dir.
+
 Durability: without -sync-always JetStream fsyncs on an interval (two
 minutes by default), so a power loss can lose writes it had acknowledged
 (Jepsen, NATS 2.12.1). For production use -sync-always and a three-node
 cluster with R3 streams (profileledger.WithReplicas(3)).`
 
 func (m *Main) runServe(ctx context.Context, args []string) int {
-	fs := m.newFlagSet("serve", "[-listen host:port] [-data dir] [-sync-always] [-name name] [-cluster host:port -routes url,...] [-monitor host:port] [-v]", serveDescription)
+	fs := m.newFlagSet("serve", "[-listen host:port] [-data dir] [-sync-always] [-name name] [-cluster host:port -routes url,...] [-monitor host:port] [-config file] [-v]", serveDescription)
 	listen := fs.String("listen", "127.0.0.1:4222", "client `address`; port 0 picks a free port")
 	data := fs.String("data", defaultDataDir, "JetStream store `directory`, created if missing; relative to the working directory")
 	syncAlways := fs.Bool("sync-always", false, "fsync every write before acknowledging it (slower; survives power loss)")
@@ -53,8 +72,21 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 	routes := fs.String("routes", "", "comma-separated route `URLs` of the cluster's members (nats-route://host:port or host:port), this one's own allowed; needs -cluster")
 	verbose := fs.Bool("v", false, "log the NATS server's notices, warnings and errors to stderr")
 	monitor := fs.String("monitor", "", "serve the NATS server's HTTP monitoring endpoints (/varz, /jsz, /healthz, ...) at `address` (host:port; port 0 picks a free port)")
+	config := fs.String("config", "", "nats-server configuration `file` (users, permissions, TLS, listen address, ...); see Roles above")
 	if code, ok := m.parse(fs, args); !ok {
 		return code
+	}
+	if *config != "" {
+		var clash string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "listen", "name", "cluster", "routes", "monitor":
+				clash = f.Name
+			}
+		})
+		if clash != "" {
+			return m.usageError(fs, "-%s with -config: set it in the configuration file", clash)
+		}
 	}
 	host, port, err := parseHostPort(*listen, true)
 	if err != nil {
@@ -87,7 +119,7 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 		fmt.Fprintf(m.stderr, "profileledger serve: data directory: %v\n", err)
 		return exitFail
 	}
-	cfg := embedded.Config{Name: *name, Host: host, Port: port, Dir: dir, SyncAlways: *syncAlways, Cluster: cluster}
+	cfg := embedded.Config{Name: *name, Host: host, Port: port, Dir: dir, SyncAlways: *syncAlways, Cluster: cluster, File: *config}
 	if *monitor != "" {
 		cfg.Monitor = &embedded.HostPort{}
 		if cfg.Monitor.Host, cfg.Monitor.Port, err = parseHostPort(*monitor, true); err != nil {
@@ -98,7 +130,14 @@ func (m *Main) runServe(ctx context.Context, args []string) int {
 		cfg.Log = m.stderr
 	}
 	var ns *server.Server
-	if cluster == nil {
+	if *config != "" {
+		// The file may make the server a cluster member: wait as for one.
+		ns, err = embedded.StartUntil(ctx, cfg)
+		if err != nil && ctx.Err() != nil {
+			fmt.Fprintln(m.stdout, "profileledger serve: stopped before JetStream was ready")
+			return exitOK
+		}
+	} else if cluster == nil {
 		ns, err = embedded.Start(cfg)
 	} else {
 		fmt.Fprintf(m.stdout, "profileledger serve: cluster member %q, routes at %s; waiting for a majority of the members\n",

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +30,8 @@ import (
 // they are removed at the end.
 type benchEnv struct {
 	url     string
-	server  string // for people: "embedded" or the redacted URL
+	opts    []nats.Option // credentials and TLS for a running server
+	server  string        // for people: "embedded" or the redacted URL
 	ns      *server.Server
 	dir     string
 	id      string // this run's id, in the names of its streams and buckets
@@ -43,10 +45,10 @@ type benchEnv struct {
 }
 
 // newBenchEnv starts an embedded server, or checks that serverURL answers.
-func newBenchEnv(ctx context.Context, serverURL string, log *slog.Logger, progress io.Writer) (*benchEnv, error) {
+func newBenchEnv(ctx context.Context, serverURL string, opts []nats.Option, log *slog.Logger, progress io.Writer) (*benchEnv, error) {
 	id := make([]byte, 4)
 	rand.Read(id)
-	e := &benchEnv{id: hex.EncodeToString(id), log: log, stores: map[string]bool{}, buckets: map[string]bool{}}
+	e := &benchEnv{id: hex.EncodeToString(id), opts: opts, log: log, stores: map[string]bool{}, buckets: map[string]bool{}}
 	if serverURL == "" {
 		dir, err := os.MkdirTemp("", "profileledger-bench-")
 		if err != nil {
@@ -82,7 +84,7 @@ func redactURL(u string) string {
 
 // connect opens a connection that close closes.
 func (e *benchEnv) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(e.url, nats.Name("profileledger-bench-"+name))
+	nc, err := nats.Connect(e.url, append(slices.Clone(e.opts), nats.Name("profileledger-bench-"+name))...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", e.server, err)
 	}
@@ -146,7 +148,7 @@ func (e *benchEnv) close() {
 	if len(e.stores) == 0 && len(e.buckets) == 0 {
 		return
 	}
-	nc, err := nats.Connect(e.url, nats.Name("profileledger-bench-cleanup"))
+	nc, err := nats.Connect(e.url, append(slices.Clone(e.opts), nats.Name("profileledger-bench-cleanup"))...)
 	if err != nil {
 		e.log.Warn("bench streams not deleted", "err", err)
 		return

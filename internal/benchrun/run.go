@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io"
 	"log/slog"
 	"math"
@@ -76,6 +77,9 @@ type Config struct {
 	// On a running server the run creates streams and buckets named
 	// PL_bench<id>-... and PLBENCH<id>_..., and deletes them at the end.
 	Server string
+	// Connect are the options of every connection to Server (credentials,
+	// TLS); unused with the embedded server.
+	Connect []nats.Option
 	// Only names the results to measure; nil measures all of them.
 	Only map[string]bool
 	// CPUProfile, if set, is the file to write a CPU profile of the
@@ -138,7 +142,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	start := time.Now()
-	env, err := newBenchEnv(ctx, cfg.Server, log, progress)
+	env, err := newBenchEnv(ctx, cfg.Server, cfg.Connect, log, progress)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func BenchmarkScenarios(b *testing.B) {
 	if testing.Short() {
 		size = QuickSize
 	}
-	env, err := newBenchEnv(b.Context(), "", slog.New(slog.DiscardHandler), io.Discard)
+	env, err := newBenchEnv(b.Context(), "", nil, slog.New(slog.DiscardHandler), io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -31,6 +31,29 @@ type Config struct {
 	// Monitor, if set, is the address (host:port; port 0 picks one) of the
 	// server's HTTP monitoring endpoints (/varz, /jsz, /healthz, ...).
 	Monitor *HostPort
+	// File, if set, is a nats-server configuration file (users, accounts,
+	// permissions, TLS, listen address, ...) the server is started from:
+	// Name, Host, Port, Cluster and Monitor are then ignored (the file
+	// says), JetStream is turned on, and Dir is the store directory unless
+	// the file names one; SyncAlways applies if set.
+	File string
+}
+
+// LoadFile returns the server options of a nats-server configuration
+// file, as Start uses them (see Config.File).
+func LoadFile(path string, cfg Config) (*server.Options, error) {
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("nats server config: %w", err)
+	}
+	opts.NoLog, opts.NoSigs, opts.JetStream = true, true, true
+	if opts.StoreDir == "" {
+		opts.StoreDir = cfg.Dir
+	}
+	if cfg.SyncAlways {
+		opts.SyncAlways = true
+	}
+	return opts, nil
 }
 
 // HostPort is a parsed host:port.
@@ -99,6 +122,12 @@ func StartUntil(ctx context.Context, cfg Config) (*server.Server, error) {
 		opts.Cluster.Host = c.Host
 		opts.Cluster.Port = c.Port
 		opts.Routes = c.Routes
+	}
+	if cfg.File != "" {
+		var err error
+		if opts, err = LoadFile(cfg.File, cfg); err != nil {
+			return nil, err
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
