@@ -60,18 +60,18 @@ func (st *Store[T]) erase(ctx context.Context, s *Session[T], meta map[string]st
 	// before the erasure is never handled again, whatever the purges below
 	// had done when a crash stopped them.
 	meta[ledger.MetaMsgSeq] = strconv.FormatUint(inbox, 10)
-	tomb := s.newEvent(ledger.TypeErased, nil, meta)
-	tombSeq, err := st.ledger.Append(ctx, s.subject, fence, tomb)
+	tombstone := s.newEvent(ledger.TypeErased, nil, meta)
+	tomb, err := st.ledger.Append(ctx, s.subject, fence, tombstone)
 	if err != nil {
 		return fmt.Errorf("append the tombstone: %w", err)
 	}
 	// Everything before the tombstone goes, and nothing after it: a
 	// session that took the profile meanwhile (a steal) keeps its events,
 	// and a message sent after the tombstone stays for the next session.
-	if err := st.ledger.PurgeThrough(ctx, s.subject, tombSeq-1); err != nil {
+	if err := st.ledger.PurgeThrough(ctx, s.subject, tomb.Seq-1); err != nil {
 		return err
 	}
-	if err := st.ledger.PurgeThrough(ctx, st.names.Inbox(s.token), tombSeq-1); err != nil {
+	if err := st.ledger.PurgeThrough(ctx, st.names.Inbox(s.token), tomb.Seq-1); err != nil {
 		return err
 	}
 	if err := st.snaps.Delete(ctx, s.key); err != nil {
