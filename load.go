@@ -62,10 +62,10 @@ type SkippedMessage struct {
 // loaded is a profile's folded state.
 type loaded struct {
 	doc     any
-	version uint64 // last event folded
+	version uint64      // last event folded
 	fence   ledger.Head // last message on the subject (event or skipped) and its chain hash
-	epoch   uint64 // highest epoch folded
-	session string // the session that wrote epoch, once seen
+	epoch   uint64      // highest epoch folded
+	session string      // the session that wrote epoch, once seen
 	report  LoadReport
 
 	ps profileState // beside the document: what the fold keeps of library events

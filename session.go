@@ -52,10 +52,10 @@ type Session[T any] struct {
 	state       sessionState
 	err         error
 	epoch       uint64
-	data        T      // committed data; replaced, never changed in place
-	doc         any    // the folded document: the JSON form of data, plus members T does not know (projector.Overlay); never changed in place
-	logDoc      any    // the document as the log holds it at version: doc less the unflushed deferred mutations
-	version     uint64 // last event of the profile in the log
+	data        T           // committed data; replaced, never changed in place
+	doc         any         // the folded document: the JSON form of data, plus members T does not know (projector.Overlay); never changed in place
+	logDoc      any         // the document as the log holds it at version: doc less the unflushed deferred mutations
+	version     uint64      // last event of the profile in the log
 	fence       ledger.Head // last message on the subject this session has read (and its chain hash)
 	lease       lease.Lease
 	renewedAt   time.Time
