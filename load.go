@@ -59,13 +59,17 @@ type SkippedMessage struct {
 	Reason string
 }
 
+// head is a subject's last message and its chain hash: the fence an
+// append is made on, and the link it carries (see ledger.Head).
+type head = ledger.Head
+
 // loaded is a profile's folded state.
 type loaded struct {
 	doc     any
-	version uint64      // last event folded
-	fence   ledger.Head // last message on the subject (event or skipped) and its chain hash
-	epoch   uint64      // highest epoch folded
-	session string      // the session that wrote epoch, once seen
+	version uint64 // last event folded
+	fence   head   // last message on the subject (event or skipped), and its chain hash
+	epoch   uint64 // highest epoch folded
+	session string // the session that wrote epoch, once seen
 	report  LoadReport
 
 	ps profileState // beside the document: what the fold keeps of library events

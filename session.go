@@ -52,11 +52,11 @@ type Session[T any] struct {
 	state       sessionState
 	err         error
 	epoch       uint64
-	data        T           // committed data; replaced, never changed in place
-	doc         any         // the folded document: the JSON form of data, plus members T does not know (projector.Overlay); never changed in place
-	logDoc      any         // the document as the log holds it at version: doc less the unflushed deferred mutations
-	version     uint64      // last event of the profile in the log
-	fence       ledger.Head // last message on the subject this session has read (and its chain hash)
+	data        T      // committed data; replaced, never changed in place
+	doc         any    // the folded document: the JSON form of data, plus members T does not know (projector.Overlay); never changed in place
+	logDoc      any    // the document as the log holds it at version: doc less the unflushed deferred mutations
+	version     uint64 // last event of the profile in the log
+	fence       head   // last message on the subject this session has read, and its chain hash
 	lease       lease.Lease
 	renewedAt   time.Time
 	sinceSnap   int
@@ -66,7 +66,7 @@ type Session[T any] struct {
 	resync      bool
 	unflushed   []pending       // deferred mode: applied in memory, not yet in the log, in order
 	inflight    int             // deferred mode: the first inflight unflushed events are one message whose outcome is unknown...
-	inflightAt  ledger.Head     // ...sent at this fence: it is sent again byte for byte, or found in the log
+	inflightAt  head            // ...sent at this fence: it is sent again byte for byte, or found in the log
 	uncertain   map[string]bool // ids of events whose append's outcome is unknown (durable mode, trades)
 	gen         uint64          // bumped when readPast replaces doc under a deferred session's feet
 	flushMu     sync.Mutex      // one flush at a time: two would race for one fence
