@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -192,4 +194,30 @@ func checkHead(h ProfileHead, recs []ledger.Record) (Violation, bool) {
 		}
 	}
 	return bad("the message at sequence %d that the digest recorded is no longer in the log", h.Seq)
+}
+
+// ReadDigest reads a digest from a file as TakeDigest's JSON (or the
+// audit command's -json output, which holds it under "digest") and checks
+// it (Digest.Check).
+func ReadDigest(path string) (*Digest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var wrapped struct {
+		Digest *Digest `json:"digest"`
+	}
+	var d Digest
+	if err := json.Unmarshal(data, &wrapped); err == nil && wrapped.Digest != nil {
+		d = *wrapped.Digest
+	} else if err := json.Unmarshal(data, &d); err != nil {
+		return nil, fmt.Errorf("%s is not a digest: %w", path, err)
+	}
+	if d.Store == "" || d.Root == "" {
+		return nil, fmt.Errorf("%s is not a digest: no store or root", path)
+	}
+	if err := d.Check(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &d, nil
 }
