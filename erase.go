@@ -26,13 +26,27 @@ import (
 // log starts with the tombstone. Erase is idempotent, and safe to call
 // again after a failure or a crash halfway: every step can run twice.
 //
+// On a store whose stream denies delete and purge (WithImmutableLog) it
+// does nothing and returns ErrImmutableLog.
+//
 // ctx bounds the whole erasure, including the wait for the holder. Errors:
 // ErrInvalidKey, ErrInvalidInput (bad metadata), ErrLocked (ctx ended
-// while the profile was held), ErrClosed, NATS errors (call it again).
+// while the profile was held), ErrClosed, ErrImmutableLog, NATS errors
+// (call it again).
 func (st *Store[T]) Erase(ctx context.Context, key string) error {
 	meta, err := callerMeta(ctx, 0)
 	if err != nil {
 		return err
+	}
+	if _, err := encodeKey(key); err != nil {
+		return err
+	}
+	immutable, err := st.ledger.Immutable(ctx)
+	if err != nil {
+		return fmt.Errorf("profileledger: erase %q: %w", key, err)
+	}
+	if immutable {
+		return fmt.Errorf("%w: erase %q", ErrImmutableLog, key)
 	}
 	s, err := st.startSession(ctx, key, sessionConfig{erase: true})
 	if err != nil {

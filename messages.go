@@ -271,7 +271,7 @@ func (s *Session[T]) deliverPending(subject string, purged *uint64) (int, error)
 	s.mu.Lock()
 	through := s.logPS.inbox
 	s.mu.Unlock()
-	if through > *purged {
+	if through > *purged && !s.st.cfg.immutableLog {
 		if err := s.st.ledger.PurgeThrough(ctx, subject, through); err != nil {
 			s.st.log.Warn("handled messages not removed from the inbox", logKey, s.key, logErr, err)
 		} else {

@@ -116,7 +116,7 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 	defer cancel()
 	stream, err := ledger.OpenStream(ctx, js, ledger.StreamConfig{
 		Name: n.Stream, Subjects: n.Subjects(), Replicas: cfg.replicas, Storage: cfg.storage,
-		MaxMsgSize: int32(cfg.maxEventSize + 4096),
+		MaxMsgSize: int32(cfg.maxEventSize + 4096), Immutable: cfg.immutableLog,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("profileledger: open store %s: %w", name, err)
