@@ -2,7 +2,7 @@ package ledger
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,8 +10,9 @@ import (
 
 // The hash chain. Every message appended to a profile's event subject
 // carries the header ChainHeader = "<seq>:<hash>": the sequence and the
-// chain hash of the message before it on the same subject ("0:" and 64
-// zeros for the first). The chain hash of a stored message is
+// chain hash (unpadded base64url, 43 characters) of the message before it
+// on the same subject (sequence 0 and a zero hash for the first). The
+// chain hash of a stored message is
 //
 //	sha256("profileledger chain v1\n" || its ChainHeader value || "\n" || its data)
 //
@@ -27,7 +28,10 @@ import (
 // appends on is a Head (sequence and hash), taken from what it appended or
 // read last. A retry sends the same bytes, header included.
 const (
-	// ChainHeader names the previous message on the subject: "<seq>:<hex sha256>".
+	// ChainHeader names the previous message on the subject:
+	// "<seq>:<sha256, unpadded base64url>". Base64 rather than hex: the
+	// server scans every header of every message for its own, and a
+	// shorter one costs Mutate less (bench mutate_p50_vs_raw).
 	ChainHeader = "Pl-Prev"
 	// SignatureHeader is "<nkey public key>:<base64url signature>", the
 	// writing node's Ed25519 signature of the message's chain hash (see
@@ -45,12 +49,12 @@ type Head struct {
 	Hash [32]byte
 }
 
-// String is the head as ChainHeader writes it: "<seq>:<hex hash>".
+// String is the head as ChainHeader writes it: "<seq>:<base64url hash>".
 func (h Head) String() string {
-	var b [20 + 1 + 64]byte
+	var b [20 + 1 + 43]byte
 	out := strconv.AppendUint(b[:0], h.Seq, 10)
 	out = append(out, ':')
-	out = hex.AppendEncode(out, h.Hash[:])
+	out = base64.RawURLEncoding.AppendEncode(out, h.Hash[:])
 	return string(out)
 }
 
@@ -66,11 +70,11 @@ func ParseHead(v string) (Head, error) {
 	}
 	var h Head
 	h.Seq = seq
-	if len(hashText) != 64 {
-		return Head{}, fmt.Errorf("chain link %q: the hash is not 64 hex digits", v)
+	if len(hashText) != 43 {
+		return Head{}, fmt.Errorf("chain link %q: the hash is not 43 base64url characters", v)
 	}
-	if _, err := hex.Decode(h.Hash[:], []byte(hashText)); err != nil {
-		return Head{}, fmt.Errorf("chain link %q: the hash is not 64 hex digits", v)
+	if n, err := base64.RawURLEncoding.Decode(h.Hash[:], []byte(hashText)); err != nil || n != 32 {
+		return Head{}, fmt.Errorf("chain link %q: the hash is not 43 base64url characters", v)
 	}
 	return h, nil
 }
