@@ -301,3 +301,35 @@ func TestAnErasedProfileStartsItsChainAtTheTombstone(t *testing.T) {
 		t.Fatalf("chain breaks at %v, want at %d", breaks, seqs[1])
 	}
 }
+
+func TestEventsFromBeforeTheChainAreAnUnchainedPrefixNotTampering(t *testing.T) {
+	srv := pltest.Run(t)
+	st, js := openStore(t, srv.URL(), "tamper", "a")
+	tp := newTamperer(t, js, "tamper")
+	// An older binary's session: events without links.
+	old := func(ev ledger.Event) uint64 {
+		ev.V, ev.Session, ev.Epoch = ledger.FormatVersion, "old-session", 1
+		data, err := ev.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := js.Publish(testCtx(t), tp.subject("p"), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	old(ledger.Event{ID: "o1", Type: ledger.TypeSessionStarted})
+	old(ledger.Event{ID: "o2", Type: "loot", Ops: []ledger.Op{{Op: "replace", Path: "", Value: []byte(`{"coins":5,"items":[]}`)}}})
+	old(ledger.Event{ID: "o3", Type: ledger.TypeSessionEnded, Meta: map[string]string{"reason": "end"}})
+	// This version's session links to the last of them.
+	sessionOf(t, st, "p", 2)
+	if _, _, all := chainBreaks(t, js, "tamper", "p"); len(all) != 0 {
+		t.Fatalf("violations in a log whose chain starts after older events: %v", all)
+	}
+	// An unlinked message after linked ones is a break.
+	seq := old(ledger.Event{ID: "o4", Type: "loot", Epoch: 1})
+	if breaks, _, _ := chainBreaks(t, js, "tamper", "p"); !equalSeqs(breaks, []uint64{seq}) {
+		t.Fatalf("chain breaks at %v, want at %d", breaks, seq)
+	}
+}
