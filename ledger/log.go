@@ -106,6 +106,9 @@ func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]Head, error) {
 	return heads, nil
 }
 
+// appendMsgs publishes the encoded msgs of parts (retrying, settling a
+// lost acknowledgement by reading the log) and returns each part's
+// sequence.
 func (l *Log) appendMsgs(ctx context.Context, parts []Part, msgs []*nats.Msg) ([]uint64, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
