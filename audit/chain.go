@@ -70,6 +70,8 @@ func checkChain(key string, recs []ledger.Record) []Violation {
 			// erased; that prefix was purged by design.
 		case wasFirst:
 			add(r.Seq, "the message links to sequence %d, which the log no longer holds: the messages before it were deleted", link.Seq)
+		case link.Seq >= r.Seq:
+			add(r.Seq, "the message links to sequence %d, which is not before it: forged, or re-published from elsewhere", link.Seq)
 		case link.Seq == prev.Seq && link.Hash != prev.Hash:
 			add(r.Seq, "the message links to sequence %d with hash %x, but the message there hashes to %x: it was altered", link.Seq, link.Hash[:8], prev.Hash[:8])
 		case link.Seq > prev.Seq:
