@@ -124,7 +124,7 @@ func openNATS(ctx context.Context, js jetstream.JetStream, n names.Names, cfg co
 func openParts(ctx context.Context, js jetstream.JetStream, n names.Names, cfg config) (p natsParts, err error) {
 	p.stream, err = ledger.OpenStream(ctx, js, ledger.StreamConfig{
 		Name: n.Stream, Subjects: n.Subjects(), Replicas: cfg.replicas, Storage: cfg.storage,
-		MaxMsgSize: int32(cfg.maxEventSize + 4096),
+		MaxMsgSize: int32(cfg.maxEventSize + 4096), Immutable: cfg.immutableLog,
 	})
 	if err != nil {
 		return p, err

@@ -26,14 +26,16 @@ import (
 // log starts with the tombstone. Erase is idempotent, and safe to call
 // again after a failure or a crash halfway: every step can run twice.
 //
-// Erasure purges, so it is an admin operation (package roles): a
-// connection with holder rights is refused before anything is appended or
-// taken, with an error matching nats.ErrPermissionViolation.
+// On a store whose stream denies delete and purge (WithImmutableLog) it
+// does nothing and returns ErrImmutableLog. Erasure purges, so it is an
+// admin operation (package roles): a connection with holder rights is
+// refused before anything is appended or taken, with an error matching
+// nats.ErrPermissionViolation.
 //
 // ctx bounds the whole erasure, including the wait for the holder. Errors:
 // ErrInvalidKey, ErrInvalidInput (bad metadata), ErrLocked (ctx ended
-// while the profile was held), ErrClosed, nats.ErrPermissionViolation,
-// NATS errors (call it again).
+// while the profile was held), ErrClosed, ErrImmutableLog,
+// nats.ErrPermissionViolation, NATS errors (call it again).
 func (st *Store[T]) Erase(ctx context.Context, key string) error {
 	meta, err := callerMeta(ctx, 0)
 	if err != nil {
@@ -42,6 +44,13 @@ func (st *Store[T]) Erase(ctx context.Context, key string) error {
 	token, err := encodeKey(key)
 	if err != nil {
 		return err
+	}
+	immutable, err := st.ledger.Immutable(ctx)
+	if err != nil {
+		return fmt.Errorf("profileledger: erase %q: %w", key, err)
+	}
+	if immutable {
+		return fmt.Errorf("%w: erase %q", ErrImmutableLog, key)
 	}
 	if err := st.mayPurge(ctx, token); err != nil {
 		return fmt.Errorf("profileledger: erase %q: %w", key, err)
@@ -72,18 +81,18 @@ func (st *Store[T]) erase(ctx context.Context, s *Session[T], meta map[string]st
 	// before the erasure is never handled again, whatever the purges below
 	// had done when a crash stopped them.
 	meta[ledger.MetaMsgSeq] = strconv.FormatUint(inbox, 10)
-	tomb := s.newEvent(ledger.TypeErased, nil, meta)
-	tombSeq, err := st.ledger.Append(ctx, s.subject, fence, tomb)
+	tombstone := s.newEvent(ledger.TypeErased, nil, meta)
+	tomb, err := st.ledger.Append(ctx, s.subject, fence, tombstone)
 	if err != nil {
 		return fmt.Errorf("append the tombstone: %w", err)
 	}
 	// Everything before the tombstone goes, and nothing after it: a
 	// session that took the profile meanwhile (a steal) keeps its events,
 	// and a message sent after the tombstone stays for the next session.
-	if err := st.ledger.PurgeThrough(ctx, s.subject, tombSeq-1); err != nil {
+	if err := st.ledger.PurgeThrough(ctx, s.subject, tomb.Seq-1); err != nil {
 		return err
 	}
-	if err := st.ledger.PurgeThrough(ctx, st.names.Inbox(s.token), tombSeq-1); err != nil {
+	if err := st.ledger.PurgeThrough(ctx, st.names.Inbox(s.token), tomb.Seq-1); err != nil {
 		return err
 	}
 	if err := st.snaps.Delete(ctx, s.key); err != nil {

@@ -33,7 +33,7 @@ func BenchmarkHistory100k(b *testing.B) {
 	// One session's log, written straight to the ledger: its fence, then
 	// group-committed mutations.
 	session := uuid.NewString()
-	fence, err := lg.Append(ctx, "pl.players.ev.long", 0, ledger.Event{ID: uuid.NewString(), Type: ledger.TypeSessionStarted, Session: session, Epoch: 1, Time: time.Now()})
+	fence, err := lg.Append(ctx, "pl.players.ev.long", ledger.Head{}, ledger.Event{ID: uuid.NewString(), Type: ledger.TypeSessionStarted, Session: session, Epoch: 1, Time: time.Now()})
 	if err != nil {
 		b.Fatal(err)
 	}

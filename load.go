@@ -59,11 +59,15 @@ type SkippedMessage struct {
 	Reason string
 }
 
+// head is a subject's last message and its chain hash: the fence an
+// append is made on, and the link it carries (see ledger.Head).
+type head = ledger.Head
+
 // loaded is a profile's folded state.
 type loaded struct {
 	doc     any
 	version uint64 // last event folded
-	fence   uint64 // last message on the subject (event or skipped)
+	fence   head   // last message on the subject (event or skipped), and its chain hash
 	epoch   uint64 // highest epoch folded
 	session string // the session that wrote epoch, once seen
 	report  LoadReport
@@ -149,7 +153,9 @@ func (st *Store[T]) loadSnapshot(ctx context.Context, key string, maxVersion uin
 			maxVersion = snap.Version - 1
 			continue
 		}
-		l.doc, l.version, l.fence = doc, snap.Version, snap.Version
+		// The fence's hash comes with the snapshot's own message, which
+		// the replay reads first.
+		l.doc, l.version, l.fence = doc, snap.Version, ledger.Head{Seq: snap.Version}
 		l.epoch, l.session = snap.Epoch, snap.Session
 		l.ps = stateFromSnapshot(snap.Meta)
 		l.report.SnapshotVersion = snap.Version
@@ -166,7 +172,7 @@ func (d *distrustedSnapshot) Error() string { return "snapshot does not match th
 // snapshot it reads from the snapshot's own message, to check it.
 func (st *Store[T]) replay(ctx context.Context, key, token string, upTo uint64, at time.Time, snap *snapshots.Snapshot, l *loaded) error {
 	subject := st.names.Events(token)
-	after := l.fence
+	after := l.fence.Seq
 	sawOwn := false // the snapshot's own message was read and matches it
 	fold := func(r ledger.Record) error {
 		if snap != nil && !sawOwn || snap != nil && r.Seq == snap.Version {
@@ -183,6 +189,7 @@ func (st *Store[T]) replay(ctx context.Context, key, token string, upTo uint64, 
 					r.Event.Epoch, r.Event.Session, snap.Epoch, snap.Session)}
 			}
 			sawOwn = true
+			l.fence = r.Head()
 			return nil
 		}
 		if !at.IsZero() && r.Stored.After(at) {
@@ -211,7 +218,7 @@ var errStopRead = errors.New("stop")
 func (st *Store[T]) fold(l *loaded, key string, r ledger.Record) error {
 	if r.Err != nil {
 		// Not an event at all: it cannot have changed the profile.
-		st.skip(l, key, r.Seq, r.Err)
+		st.skip(l, key, r, r.Err)
 		return nil
 	}
 	ev := r.Event
@@ -219,10 +226,10 @@ func (st *Store[T]) fold(l *loaded, key string, r ledger.Record) error {
 	case ev.Epoch < l.epoch:
 		// Only a zombie or a forger writes behind a newer fence, and the
 		// fence rejects zombies: never fold it.
-		st.skip(l, key, r.Seq, fmt.Errorf("event %s has epoch %d after epoch %d began", ev.ID, ev.Epoch, l.epoch))
+		st.skip(l, key, r, fmt.Errorf("event %s has epoch %d after epoch %d began", ev.ID, ev.Epoch, l.epoch))
 		return nil
 	case ev.Epoch == l.epoch && l.session != "" && ev.Session != l.session:
-		st.skip(l, key, r.Seq, fmt.Errorf("event %s claims epoch %d of session %s, which belongs to %s", ev.ID, ev.Epoch, ev.Session, l.session))
+		st.skip(l, key, r, fmt.Errorf("event %s claims epoch %d of session %s, which belongs to %s", ev.ID, ev.Epoch, ev.Session, l.session))
 		return nil
 	}
 	before := l.doc
@@ -234,18 +241,19 @@ func (st *Store[T]) fold(l *loaded, key string, r ledger.Record) error {
 		if !st.cfg.skipBadEvents {
 			return fmt.Errorf("%w: profile %q, sequence %d, event %s (%s): %w", ErrBadEvent, key, r.Seq, r.Event.ID, r.Event.Type, err)
 		}
-		st.skip(l, key, r.Seq, err)
+		st.skip(l, key, r, err)
 		return nil
 	}
-	l.doc, l.version, l.fence = doc, r.Seq, r.Seq
+	l.doc, l.version, l.fence = doc, r.Seq, r.Head()
 	l.epoch, l.session = ev.Epoch, ev.Session
 	l.ps = foldState(l.ps, ev, r.Stored)
 	l.report.Replayed++
 	return nil
 }
 
-func (st *Store[T]) skip(l *loaded, key string, seq uint64, why error) {
-	l.fence = seq
+func (st *Store[T]) skip(l *loaded, key string, r ledger.Record, why error) {
+	seq := r.Seq
+	l.fence = r.Head()
 	l.report.addSkipped(SkippedMessage{Seq: seq, Reason: why.Error()})
 	st.log.Warn("skipped a message that is not a foldable event", logKey, key, logSeq, seq, logReason, why.Error())
 }

@@ -351,7 +351,7 @@ func (s *Session[T]) deliverPending(subject string) (int, error) {
 	s.mu.Lock()
 	through := s.logPS.inbox
 	s.mu.Unlock()
-	if through > s.purged && !s.st.purgeDenied.Load() {
+	if through > s.purged && !s.st.purgeDenied.Load() && !s.st.cfg.immutableLog {
 		// Best effort: a user with holder rights may not purge (NATS cannot
 		// tell a subject's purge from the whole stream's), and then the
 		// handled messages stay, below the watermark, where nothing counts

@@ -267,7 +267,7 @@ func (s *Session[T]) commit(batch []*request[T]) {
 			s.mu.Lock()
 			s.data, s.doc, s.logDoc = cur.data, cur.doc, cur.doc
 			s.ps, s.logPS = cur.ps, cur.ps
-			s.version, s.fence = last, last
+			s.version, s.fence = last.Seq, last
 			s.uncertain = nil // an older message in doubt can no longer land
 			s.sinceSnap += len(events)
 			if s.sinceSnap >= s.st.cfg.snapshotEvery {
@@ -616,7 +616,7 @@ func (s *Session[T]) flush(ctx context.Context, extra ...ledger.Event) error {
 			s.unflushed = slices.Delete(s.unflushed, 0, len(events))
 			s.inflight = 0
 			s.logDoc, s.logPS = last.doc, last.ps
-			s.version, s.fence = seq, seq
+			s.version, s.fence = seq.Seq, seq
 			s.uncertain = nil // an older message in doubt can no longer land
 			s.sinceSnap += len(events)
 			s.mu.Unlock()

@@ -27,6 +27,7 @@ type config struct {
 	migrations      []Migration
 	health          healthConfig // health.go
 	inboxLimit      int
+	immutableLog    bool // immutable.go
 }
 
 func defaultConfig() config {

@@ -57,7 +57,7 @@ type Session[T any] struct {
 	doc         any    // the folded document: the JSON form of data, plus members T does not know (projector.Overlay); never changed in place
 	logDoc      any    // the document as the log holds it at version: doc less the unflushed deferred mutations
 	version     uint64 // last event of the profile in the log
-	fence       uint64 // last message on the subject this session has read
+	fence       head   // last message on the subject this session has read, and its chain hash
 	lazyDoc     bool   // doc and logDoc are data's JSON form, not kept until needed (materializeLocked)
 	lease       lease.Lease
 	life        *life // the store's heartbeat incarnation the lease names
@@ -68,7 +68,7 @@ type Session[T any] struct {
 	resync      bool
 	unflushed   []pending       // deferred mode: applied in memory, not yet in the log, in order
 	inflight    int             // deferred mode: the first inflight unflushed events are one message whose outcome is unknown...
-	inflightAt  uint64          // ...sent at this fence: it is sent again byte for byte, or found in the log
+	inflightAt  head            // ...sent at this fence: it is sent again byte for byte, or found in the log
 	uncertain   map[string]bool // ids of events whose append's outcome is unknown (durable mode, trades)
 	gen         uint64          // bumped when readPast replaces doc under a deferred session's feet
 	flushMu     sync.Mutex      // one flush at a time: two would race for one fence
@@ -451,7 +451,7 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 			s.doc, s.logDoc, s.lazyDoc = nil, nil, true
 		}
 		s.ps, s.logPS = ps, ps
-		s.version, s.fence = seq, seq
+		s.version, s.fence = seq.Seq, seq
 		s.report = l.report
 		s.sinceSnap = l.report.Replayed + 1
 		s.mu.Unlock()
@@ -808,7 +808,7 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 	var newer *ledger.Event
 	var stranger *ledger.Event
 	found, foreignToMemory := 0, false // events of the message in flight; events memory lacks
-	err := s.st.ledger.Read(ctx, s.subject, l.fence, 0, func(r ledger.Record) error {
+	err := s.st.ledger.Read(ctx, s.subject, l.fence.Seq, 0, func(r ledger.Record) error {
 		if r.Err == nil && r.Event.Epoch > l.epoch {
 			newer = &r.Event
 			return errStopRead
@@ -853,7 +853,7 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 				s.lose(err)
 				s.mu.Lock()
 				return s.err
-			case l.fence > inflightAt:
+			case l.fence.Seq > inflightAt.Seq:
 				// Something else follows its fence: it can never land.
 				s.inflight = 0
 			}
@@ -886,7 +886,7 @@ func (s *Session[T]) readPast(ctx context.Context) error {
 		s.ps, s.logPS = l.ps, l.ps
 	}
 	s.version, s.fence = max(s.version, l.version), l.fence
-	if l.fence > from {
+	if l.fence.Seq > from.Seq {
 		// A message sent at an older fence can no longer land.
 		s.uncertain = nil
 	}

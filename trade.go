@@ -190,19 +190,19 @@ func (s *Session[T]) prepareForTrade(ctx context.Context) error {
 	return s.flush(ctx)
 }
 
-func (s *Session[T]) committed() (staged[T], uint64) {
+func (s *Session[T]) committed() (staged[T], ledger.Head) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.materializeLocked()
 	return staged[T]{data: s.data, doc: s.doc, ps: s.ps}, s.fence
 }
 
-func (s *Session[T]) commitTrade(n staged[T], seq uint64) {
+func (s *Session[T]) commitTrade(n staged[T], head ledger.Head) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.data, s.doc, s.logDoc = n.data, n.doc, n.doc
 	s.ps, s.logPS = n.ps, n.ps
-	s.version, s.fence = seq, seq
+	s.version, s.fence = head.Seq, head
 	s.uncertain = nil
 	s.sinceSnap++
 	if s.sinceSnap >= s.st.cfg.snapshotEvery {

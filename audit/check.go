@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/profileledger/profileledger/ledger"
@@ -52,7 +54,8 @@ func (v Violation) String() string {
 
 // Check returns every violation in one profile's records, in log order:
 // RuleNotAnEvent, RuleUniqueID, RuleEpochOrder, RuleFenceFirst,
-// RuleOneSession, RuleEndedIsLast and RuleMessageOnce. Messages that are
+// RuleOneSession, RuleEndedIsLast, RuleMessageOnce and RuleChain (which
+// wants the records of the whole subject, as Store reads them). Messages that are
 // not events are reported too (RuleNotAnEvent): a load skips them, but an
 // auditor should see them.
 func Check(key string, recs []ledger.Record) []Violation {
@@ -101,6 +104,8 @@ func Check(key string, recs []ledger.Record) []Violation {
 			}
 		}
 	}
+	out = append(out, checkChain(key, recs)...)
+	slices.SortStableFunc(out, func(a, b Violation) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out
 }
 

@@ -6,7 +6,11 @@
 // session.started fence (or, first in the log, by an erasure's pl.erased
 // tombstone) and written by that session alone, so two holders' writes
 // never interleave; nothing follows a session's session.ended or
-// tombstone; an inbox message is handled at most once, in inbox order.
+// tombstone; an inbox message is handled at most once, in inbox order;
+// the messages form one hash chain (RuleChain: each names the one before
+// it by sequence and chain hash, see ledger.ChainHeader), so a deleted,
+// altered, inserted or reordered message is reported where the chain
+// breaks.
 //
 // CheckProfile adds the profile's stored snapshots and the fold: every event
 // the fold takes in applies, and every stored snapshot (each revision of
@@ -34,5 +38,11 @@
 //		fmt.Println(v) // profile "user:42" seq 1234: epochs-never-decrease: ...
 //	}
 //
-// The command "profileledger audit <store>" runs Store and prints its report.
+// TakeDigest audits a store and returns its digest: every profile's chain
+// head and a Merkle root over them, to keep elsewhere; VerifyDigest later
+// proves that nothing the digest covers has changed since
+// (RuleDigest).
+//
+// The command "profileledger audit <store>" runs Store and prints its
+// report; -digest and -verify-digest FILE run TakeDigest and VerifyDigest.
 package audit

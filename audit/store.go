@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +64,9 @@ type Option func(*config)
 type config struct {
 	progressEvery int
 	progress      func(Progress)
+	// visit sees each profile's records after they are checked, and
+	// returns more violations (TakeDigest, VerifyDigest).
+	visit func(key string, recs []ledger.Record) []Violation
 }
 
 // WithProgress makes Store call fn after every every-th profile, and once
@@ -217,7 +221,12 @@ func Store(ctx context.Context, js jetstream.JetStream, store string, opts ...Op
 		if err != nil {
 			return rep, fmt.Errorf("audit: profile %q: %w", key, err)
 		}
-		rep.Violations = append(rep.Violations, CheckProfile(key, recs, snaps, WithInbox(n.Inbox(tok), found))...)
+		vs := CheckProfile(key, recs, snaps, WithInbox(n.Inbox(tok), found))
+		if cfg.visit != nil {
+			vs = append(vs, cfg.visit(key, recs)...)
+			slices.SortStableFunc(vs, func(a, b Violation) int { return cmp.Compare(a.Seq, b.Seq) })
+		}
+		rep.Violations = append(rep.Violations, vs...)
 		report(i + 1)
 	}
 	if len(tokens) == 0 && cfg.progress != nil {

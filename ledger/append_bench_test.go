@@ -14,7 +14,7 @@ func BenchmarkAppend(b *testing.B) {
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
 			l, _ := newLog(b)
 			c := ctx(b)
-			var last uint64
+			var last ledger.Head
 			for b.Loop() {
 				evs := make([]ledger.Event, n)
 				for i := range evs {
@@ -33,7 +33,7 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkAppendAtomicTwoSubjects(b *testing.B) {
 	l, _ := newLog(b)
 	c := ctx(b)
-	var la, lb uint64
+	var la, lb ledger.Head
 	for b.Loop() {
 		seqs, err := l.AppendAtomic(c,
 			ledger.Part{Subject: "pl.t.ev.a", Expected: la, Events: []ledger.Event{event(1, "give")}},

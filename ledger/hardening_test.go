@@ -34,7 +34,7 @@ func TestAMessageIDNamesOneContent(t *testing.T) {
 func TestARegroupedRetryIsNotTakenForTheLandedMessage(t *testing.T) {
 	l, _ := newLog(t)
 	c := ctx(t)
-	first, err := l.Append(c, subj, 0, event(1, ledger.TypeSessionStarted))
+	first, err := l.Append(c, subj, ledger.Head{}, event(1, ledger.TypeSessionStarted))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,13 +59,13 @@ func TestARegroupedRetryIsNotTakenForTheLandedMessage(t *testing.T) {
 func TestAnAppendBeyondTheEndOfTheLogIsADefiniteRejection(t *testing.T) {
 	l, _ := newLog(t)
 	c := ctx(t)
-	last, err := l.Append(c, subj, 0, event(1, ledger.TypeSessionStarted))
+	last, err := l.Append(c, subj, ledger.Head{}, event(1, ledger.TypeSessionStarted))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = l.Append(c, subj, last+40, event(1, "late"))
+	_, err = l.Append(c, subj, ledger.Head{Seq: last.Seq + 40}, event(1, "late"))
 	var conflict *ledger.ConflictError
-	if !errors.Is(err, ledger.ErrRewound) || !errors.As(err, &conflict) || conflict.Last != last {
+	if !errors.Is(err, ledger.ErrRewound) || !errors.As(err, &conflict) || conflict.Last != last.Seq {
 		t.Fatalf("append at a fence past the end = %v, want ErrRewound naming the last sequence %d", err, last)
 	}
 	if errors.Is(err, ledger.ErrUncertain) {

@@ -109,6 +109,19 @@ func (l *Log) PublishBounded(ctx context.Context, subject, msgID string, hdr nat
 	}
 }
 
+// Immutable reports whether the stream denies delete or purge, as the
+// server says now (an administrator may have changed it since the Log
+// was made).
+func (l *Log) Immutable(ctx context.Context) (bool, error) {
+	ctx, cancel := retry.WithDefaultTimeout(ctx, DefaultTimeout)
+	defer cancel()
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("ledger: stream %s: %w", l.name, err)
+	}
+	return info.Config.DenyDelete || info.Config.DenyPurge, nil
+}
+
 // PurgeThrough removes subject's messages up to and including sequence
 // through.
 func (l *Log) PurgeThrough(ctx context.Context, subject string, through uint64) error {

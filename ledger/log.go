@@ -54,16 +54,18 @@ func (l *Log) MaxEventSize() int { return l.maxEvent }
 type Part struct {
 	// Subject is the profile's event subject.
 	Subject string
-	// Expected is the subject's last sequence as the writer last folded it
-	// (0: the subject must be empty).
-	Expected uint64
+	// Expected is the subject's last message as the writer last folded it
+	// (the zero Head: the subject must be empty): the fence, and the link
+	// the message's ChainHeader names.
+	Expected Head
 	// Events are written in order; all carry the writer's epoch.
 	Events []Event
 }
 
 // Append writes events to subject as one message, fenced on expected, and
-// returns their sequence (all events of a message share it): either all
-// land or none does. The encoded message must fit MaxEventSize.
+// returns the subject's new head: the message's sequence (all its events
+// share it) and chain hash. Either all land or none does. The encoded
+// message must fit MaxEventSize.
 //
 // A lost acknowledgement is retried with the same message ids until ctx
 // ends; if the retry finds the events already in the log, their sequences
@@ -74,25 +76,40 @@ type Part struct {
 // ErrUncertain (wrapping the context's error) when ctx ended before the
 // outcome was known. With a deadline on ctx, Append returns by it; without
 // one it takes at most DefaultTimeout and one more read to settle.
-func (l *Log) Append(ctx context.Context, subject string, expected uint64, events ...Event) (uint64, error) {
-	seqs, err := l.AppendAtomic(ctx, Part{Subject: subject, Expected: expected, Events: events})
+func (l *Log) Append(ctx context.Context, subject string, expected Head, events ...Event) (Head, error) {
+	heads, err := l.AppendAtomic(ctx, Part{Subject: subject, Expected: expected, Events: events})
 	if err != nil {
-		return 0, err
+		return Head{}, err
 	}
-	return seqs[0], nil
+	return heads[0], nil
 }
 
 // AppendAtomic writes each part as one message, all of them in one
 // JetStream atomic batch, each fenced on its own subject's expected
-// sequence: all land or none does. It returns each part's sequence. Errors
+// sequence: all land or none does. It returns each part's new head. Errors
 // are as for Append; a *ConflictError names the first part whose fence
 // failed. (An atomic batch costs milliseconds on file storage, where the
 // server stages it in a store of its own; one part is a plain publish.)
-func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]uint64, error) {
+func (l *Log) AppendAtomic(ctx context.Context, parts ...Part) ([]Head, error) {
 	msgs, err := l.encode(parts)
 	if err != nil {
 		return nil, err
 	}
+	seqs, err := l.appendMsgs(ctx, parts, msgs)
+	if err != nil {
+		return nil, err
+	}
+	heads := make([]Head, len(parts))
+	for i, m := range msgs {
+		heads[i] = Head{Seq: seqs[i], Hash: ChainHash(m.Header.Get(ChainHeader), m.Data)}
+	}
+	return heads, nil
+}
+
+// appendMsgs publishes the encoded msgs of parts (retrying, settling a
+// lost acknowledgement by reading the log) and returns each part's
+// sequence.
+func (l *Log) appendMsgs(ctx context.Context, parts []Part, msgs []*nats.Msg) ([]uint64, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(DefaultTimeout)
@@ -210,7 +227,8 @@ func (l *Log) encode(parts []Part) ([]*nats.Msg, error) {
 		// found by resolve), and no other grouping of its events can be
 		// mistaken for it.
 		m.Header.Set(jetstream.MsgIDHeader, MessageID(p.Events))
-		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(p.Expected, 10))
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(p.Expected.Seq, 10))
+		m.Header.Set(ChainHeader, p.Expected.String())
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
@@ -345,7 +363,7 @@ func (l *Log) resolve(ctx context.Context, parts []Part) ([]uint64, error) {
 		found := 0
 		var last, newer uint64
 		other := false
-		err := l.Read(ctx, p.Subject, p.Expected, 0, func(r Record) error {
+		err := l.Read(ctx, p.Subject, p.Expected.Seq, 0, func(r Record) error {
 			last = r.Seq
 			if r.Err != nil {
 				other = true
@@ -379,18 +397,18 @@ func (l *Log) resolve(ctx context.Context, parts []Part) ([]uint64, error) {
 			}
 			continue
 		case newer > 0:
-			return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected, Last: last, Epoch: newer, Kind: ErrFenced}
+			return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected.Seq, Last: last, Epoch: newer, Kind: ErrFenced}
 		case other:
-			return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected, Last: last, Kind: ErrStale}
-		case p.Expected > 0:
+			return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected.Seq, Last: last, Kind: ErrStale}
+		case p.Expected.Seq > 0:
 			// Nothing after the fence: is the fence itself in the log? If
 			// the subject ends before it, this append can never land.
 			end, err := l.LastFromLeader(ctx, p.Subject)
 			if err != nil {
 				return nil, fmt.Errorf("ledger: read %s to settle an append: %w", p.Subject, err)
 			}
-			if end < p.Expected {
-				return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected, Last: end, Kind: ErrRewound}
+			if end < p.Expected.Seq {
+				return nil, &ConflictError{Subject: p.Subject, Expected: p.Expected.Seq, Last: end, Kind: ErrRewound}
 			}
 		}
 		missing = true

@@ -52,13 +52,13 @@ const subj = "pl.t.ev.k"
 func TestAppendIsFencedOnTheExpectedSequence(t *testing.T) {
 	l, js := newLog(t)
 	c := ctx(t)
-	seq0, err := l.Append(c, subj, 0, event(1, ledger.TypeSessionStarted))
+	seq0, err := l.Append(c, subj, ledger.Head{}, event(1, ledger.TypeSessionStarted))
 	if err != nil {
 		t.Fatal(err)
 	}
-	seqs := []uint64{seq0}
+	seqs := []ledger.Head{seq0}
 	// Another subject's traffic does not move this subject's fence.
-	if _, err := l.Append(c, "pl.t.ev.other", 0, event(1, "x")); err != nil {
+	if _, err := l.Append(c, "pl.t.ev.other", ledger.Head{}, event(1, "x")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Append(c, subj, seqs[0], event(1, "coin")); err != nil {
@@ -72,10 +72,10 @@ func TestAppendIsFencedOnTheExpectedSequence(t *testing.T) {
 	}
 	// A newer epoch appends; the old epoch's append is fenced.
 	last := read(t, l, subj)
-	if _, err := l.Append(c, subj, last[len(last)-1].Seq, event(2, ledger.TypeSessionStarted)); err != nil {
+	if _, err := l.Append(c, subj, last[len(last)-1].Head(), event(2, ledger.TypeSessionStarted)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = l.Append(c, subj, last[len(last)-1].Seq, event(1, "coin"))
+	_, err = l.Append(c, subj, last[len(last)-1].Head(), event(1, "coin"))
 	if !errors.Is(err, ledger.ErrFenced) || !errors.As(err, &ce) || ce.Epoch != 2 {
 		t.Fatalf("zombie append = %v, want ErrFenced by epoch 2", err)
 	}
@@ -84,7 +84,7 @@ func TestAppendIsFencedOnTheExpectedSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs := read(t, l, subj)
-	_, err = l.Append(c, subj, recs[len(recs)-2].Seq, event(2, "coin"))
+	_, err = l.Append(c, subj, recs[len(recs)-2].Head(), event(2, "coin"))
 	if !errors.Is(err, ledger.ErrStale) {
 		t.Fatalf("append behind junk = %v, want ErrStale", err)
 	}
@@ -97,12 +97,12 @@ func TestRetryOfALandedAppendReturnsItsSequenceOnce(t *testing.T) {
 	l, _ := newLog(t)
 	c := ctx(t)
 	ev := event(1, ledger.TypeSessionStarted)
-	first, err := l.Append(c, subj, 0, ev)
+	first, err := l.Append(c, subj, ledger.Head{}, ev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The ack was "lost": the writer retries the same event at the same fence.
-	again, err := l.Append(c, subj, 0, ev)
+	again, err := l.Append(c, subj, ledger.Head{}, ev)
 	if err != nil || again != first {
 		t.Fatalf("retry = %v, %v; want the first sequence %d", again, err, first)
 	}
@@ -119,8 +119,8 @@ func TestRetryOfALandedAppendReturnsItsSequenceOnce(t *testing.T) {
 	// And for an atomic batch across two subjects.
 	parts := func() []ledger.Part {
 		return []ledger.Part{
-			{Subject: "pl.t.ev.x", Expected: 0, Events: []ledger.Event{group[0]}},
-			{Subject: "pl.t.ev.y", Expected: 0, Events: []ledger.Event{group[1]}},
+			{Subject: "pl.t.ev.x", Expected: ledger.Head{}, Events: []ledger.Event{group[0]}},
+			{Subject: "pl.t.ev.y", Expected: ledger.Head{}, Events: []ledger.Event{group[1]}},
 		}
 	}
 	group[0], group[1] = event(1, "give"), event(1, "take")
@@ -143,19 +143,19 @@ func TestRetryOfALandedAppendReturnsItsSequenceOnce(t *testing.T) {
 func TestAGroupIsOneMessageAndAnAtomicBatchLandsWholeOrNotAtAll(t *testing.T) {
 	l, _ := newLog(t)
 	c := ctx(t)
-	seq, err := l.Append(c, subj, 0, event(1, "a"), event(1, "b"), event(1, "c"))
+	seq, err := l.Append(c, subj, ledger.Head{}, event(1, "a"), event(1, "b"), event(1, "c"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	recs := read(t, l, subj)
-	if len(recs) != 3 || recs[2].Seq != seq || recs[0].Seq != seq || recs[2].Index != 2 || recs[1].Event.Type != "b" {
+	if len(recs) != 3 || recs[2].Seq != seq.Seq || recs[0].Seq != seq.Seq || recs[2].Index != 2 || recs[1].Event.Type != "b" {
 		t.Fatalf("group read back as %+v", recs)
 	}
-	seqs := []uint64{seq, seq, seq}
+	seqs := []ledger.Head{seq, seq, seq}
 	// Two subjects in one batch, one fence stale: neither lands.
 	_, err = l.AppendAtomic(c,
-		ledger.Part{Subject: "pl.t.ev.x", Expected: 0, Events: []ledger.Event{event(1, "give")}},
-		ledger.Part{Subject: subj, Expected: seq - 1, Events: []ledger.Event{event(1, "take")}},
+		ledger.Part{Subject: "pl.t.ev.x", Expected: ledger.Head{}, Events: []ledger.Event{event(1, "give")}},
+		ledger.Part{Subject: subj, Expected: ledger.Head{Seq: seq.Seq - 1}, Events: []ledger.Event{event(1, "take")}},
 	)
 	if !errors.Is(err, ledger.ErrStale) {
 		t.Fatalf("half-stale atomic append = %v, want ErrStale", err)
@@ -164,10 +164,10 @@ func TestAGroupIsOneMessageAndAnAtomicBatchLandsWholeOrNotAtAll(t *testing.T) {
 		t.Fatalf("the fresh side landed %d events of a rejected batch", n)
 	}
 	out, err := l.AppendAtomic(c,
-		ledger.Part{Subject: "pl.t.ev.x", Expected: 0, Events: []ledger.Event{event(1, "give")}},
+		ledger.Part{Subject: "pl.t.ev.x", Expected: ledger.Head{}, Events: []ledger.Event{event(1, "give")}},
 		ledger.Part{Subject: subj, Expected: seqs[2], Events: []ledger.Event{event(1, "take")}},
 	)
-	if err != nil || len(out) != 2 || out[1] != out[0]+1 {
+	if err != nil || len(out) != 2 || out[1].Seq != out[0].Seq+1 {
 		t.Fatalf("atomic append = %v, %v", out, err)
 	}
 }
@@ -176,7 +176,7 @@ func TestTooLargeIsRefusedBeforeSending(t *testing.T) {
 	l, _ := newLog(t)
 	ev := event(1, "big")
 	ev.Meta = map[string]string{"x": strings.Repeat("x", 5000)}
-	_, err := l.Append(ctx(t), subj, 0, ev)
+	_, err := l.Append(ctx(t), subj, ledger.Head{}, ev)
 	if !errors.Is(err, ledger.ErrTooLarge) || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("append = %v, want ErrTooLarge naming the limit", err)
 	}
@@ -188,7 +188,7 @@ func TestTooLargeIsRefusedBeforeSending(t *testing.T) {
 func TestReadPagesThroughLongLogsInOrder(t *testing.T) {
 	l, _ := newLog(t)
 	c := ctx(t)
-	var last uint64
+	var last ledger.Head
 	for i := range 1300 {
 		s, err := l.Append(c, subj, last, event(1, fmt.Sprint("e", i)))
 		if err != nil {
@@ -196,7 +196,7 @@ func TestReadPagesThroughLongLogsInOrder(t *testing.T) {
 		}
 		last = s
 		if i%3 == 0 { // interleave another profile
-			if _, err := l.Append(c, "pl.t.ev.noise", 0, event(1, "n")); err != nil && !errors.Is(err, ledger.ErrStale) {
+			if _, err := l.Append(c, "pl.t.ev.noise", ledger.Head{}, event(1, "n")); err != nil && !errors.Is(err, ledger.ErrStale) {
 				t.Fatal(err)
 			}
 		}
@@ -218,7 +218,7 @@ func TestReadPagesThroughLongLogsInOrder(t *testing.T) {
 	if len(got) != 10 || got[0] != recs[100].Seq || got[9] != recs[109].Seq {
 		t.Fatalf("read (%d, %d] = %v", recs[99].Seq, recs[109].Seq, got)
 	}
-	if n, err := l.Last(c, subj); err != nil || n != last {
+	if n, err := l.Last(c, subj); err != nil || n != last.Seq {
 		t.Fatalf("Last = %d, %v; want %d", n, err, last)
 	}
 }
@@ -254,7 +254,7 @@ func TestDecodeEventRefusesForeignMessages(t *testing.T) {
 func TestReadThroughDoesNotStopBeforeTheLeadersLastSequence(t *testing.T) {
 	l, _ := newLog(t)
 	c := ctx(t)
-	var last uint64
+	var last ledger.Head
 	for range 5 {
 		s, err := l.Append(c, subj, last, event(1, "e"))
 		if err != nil {
@@ -262,14 +262,14 @@ func TestReadThroughDoesNotStopBeforeTheLeadersLastSequence(t *testing.T) {
 		}
 		last = s
 	}
-	if got, err := l.LastFromLeader(c, subj); err != nil || got != last {
+	if got, err := l.LastFromLeader(c, subj); err != nil || got != last.Seq {
 		t.Fatalf("LastFromLeader = %d, %v; want %d", got, err, last)
 	}
 	if got, err := l.LastFromLeader(c, "pl.t.ev.none"); err != nil || got != 0 {
 		t.Fatalf("LastFromLeader of an empty subject = %d, %v", got, err)
 	}
 	n := 0
-	if err := l.ReadThrough(c, subj, 0, last, func(ledger.Record) error { n++; return nil }); err != nil || n != 5 {
+	if err := l.ReadThrough(c, subj, 0, last.Seq, func(ledger.Record) error { n++; return nil }); err != nil || n != 5 {
 		t.Fatalf("ReadThrough = %d records, %v", n, err)
 	}
 	// A reader told to read through a sequence its replica does not have
@@ -278,7 +278,7 @@ func TestReadThroughDoesNotStopBeforeTheLeadersLastSequence(t *testing.T) {
 	seen := 0
 	done := make(chan error, 1)
 	go func() {
-		done <- l.ReadThrough(c, subj, last, last+1, func(ledger.Record) error { seen++; return nil })
+		done <- l.ReadThrough(c, subj, last.Seq, last.Seq+1, func(ledger.Record) error { seen++; return nil })
 	}()
 	time.Sleep(50 * time.Millisecond)
 	select {

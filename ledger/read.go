@@ -32,7 +32,19 @@ type Record struct {
 	Event Event
 	// Err says why the message is not an event.
 	Err error
+	// Link is the message's ChainHeader value: the sequence and hash of
+	// the message before it on the subject; "" on a message written
+	// before the chain (or by someone else).
+	Link string
+	// Hash is the message's chain hash (ChainHash of Link and its data).
+	Hash [32]byte
+	// Signature is the message's SignatureHeader value, "" if unsigned.
+	Signature string
 }
+
+// Head is the subject's head as of this record's message: its sequence and
+// chain hash, the fence an append after it is made on.
+func (r Record) Head() Head { return Head{Seq: r.Seq, Hash: r.Hash} }
 
 // readBatch is how many messages one direct-get request asks for, and
 // readBatchBytes how many bytes at most (the server sends at least one
@@ -157,14 +169,17 @@ func (l *Log) readBatch(ctx context.Context, sub *replySub, subject string, next
 }
 
 func records(m *nats.Msg, seq uint64, stored time.Time) []Record {
+	link := m.Header.Get(ChainHeader)
+	hash := ChainHash(link, m.Data)
+	sig := m.Header.Get(SignatureHeader)
 	events, err := DecodeMessage(m.Data)
 	if err != nil {
-		return []Record{{Seq: seq, Stored: stored, Err: err}}
+		return []Record{{Seq: seq, Stored: stored, Err: err, Link: link, Hash: hash, Signature: sig}}
 	}
 	recs := make([]Record, len(events))
 	for i, ev := range events {
 		ev.Seq, ev.Stored = seq, stored
-		recs[i] = Record{Seq: seq, Index: i, Stored: stored, Event: ev}
+		recs[i] = Record{Seq: seq, Index: i, Stored: stored, Event: ev, Link: link, Hash: hash, Signature: sig}
 	}
 	return recs
 }

@@ -16,7 +16,7 @@ func BenchmarkRead(b *testing.B) {
 	for _, n := range []int{10, 1000} {
 		l, js := newLog(b)
 		c := ctx(b)
-		var last uint64
+		var last ledger.Head
 		for i := range n {
 			s, err := l.Append(c, subj, last, event(1, fmt.Sprint("e", i)))
 			if err != nil {
@@ -34,7 +34,7 @@ func BenchmarkRead(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("events=%d/ordered-consumer", n), func(b *testing.B) {
 			for b.Loop() {
-				if got := readOrdered(b, c, js, last); got != n {
+				if got := readOrdered(b, c, js, last.Seq); got != n {
 					b.Fatalf("read %d", got)
 				}
 			}

@@ -25,6 +25,9 @@ type StreamConfig struct {
 	Storage jetstream.StorageType
 	// Duplicates is the de-duplication window for Nats-Msg-Id (default 2 min).
 	Duplicates time.Duration
+	// Immutable creates the stream with DenyDelete and DenyPurge, and
+	// refuses an existing one without them.
+	Immutable bool
 }
 
 func (c StreamConfig) jetstream() jetstream.StreamConfig {
@@ -48,6 +51,8 @@ func (c StreamConfig) jetstream() jetstream.StreamConfig {
 		MaxBytes:           -1,
 		MaxAge:             0,
 		MaxMsgsPerSubject:  -1,
+		DenyDelete:         c.Immutable,
+		DenyPurge:          c.Immutable,
 	}
 }
 
@@ -110,6 +115,9 @@ func compatible(have, want jetstream.StreamConfig) error {
 	}
 	if have.MaxMsgSize > 0 && have.MaxMsgSize < want.MaxMsgSize {
 		field("max_msg_size", have.MaxMsgSize, want.MaxMsgSize)
+	}
+	if want.DenyDelete && !have.DenyDelete || want.DenyPurge && !have.DenyPurge {
+		field("deny_delete/deny_purge", fmt.Sprintf("%v/%v", have.DenyDelete, have.DenyPurge), "true/true (an immutable log)")
 	}
 	if len(bad) == 0 {
 		return nil

@@ -149,7 +149,7 @@ func writeLong(t testing.TB, js jetstream.JetStream, key string, n int) {
 	defer lg.Close()
 	subject := nm.Events(tok)
 	session := uuid.NewString()
-	fence, err := lg.Append(ctx, subject, 0, ledger.Event{ID: uuid.NewString(), Type: ledger.TypeSessionStarted, Session: session, Epoch: 1, Time: time.Now(),
+	fence, err := lg.Append(ctx, subject, ledger.Head{}, ledger.Event{ID: uuid.NewString(), Type: ledger.TypeSessionStarted, Session: session, Epoch: 1, Time: time.Now(),
 		Ops: []ledger.Op{{Op: "replace", Path: "", Value: []byte(`{"coins":0,"inventory":[],"note":""}`)}}})
 	if err != nil {
 		t.Fatal(err)

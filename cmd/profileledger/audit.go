@@ -21,6 +21,16 @@ since removed from the stream), and every stored snapshot, each revision
 of the bucket's history, against the log (intact, under its own key, not
 beyond the log, equal to the fold of the log up to its version).
 
+Every profile's messages must form one hash chain (each names the one
+before it by sequence and sha256): a deleted, altered, inserted or
+reordered message is reported at the sequence where the chain breaks.
+
+-digest prints the store's digest as JSON on stdout (every profile's chain
+head and a Merkle root over them; violations and the summary go to
+stderr): keep it elsewhere. -verify-digest FILE audits the store and also
+checks that every head the digest recorded is still in the log with the
+same hash, so that nothing before it changed since.
+
 Prints one line per violation and a summary; exits 1 if there is any
 violation (or the store cannot be read), 0 if the store is clean. A store
 in use may be audited; profiles created during the audit are left out.`
@@ -29,14 +39,17 @@ in use may be audited; profiles created during the audit are left out.`
 // audit short, if any (the report then covers the profiles read until then).
 type auditOutput struct {
 	*audit.Report
-	Error string `json:"error,omitempty"`
+	Digest *audit.Digest `json:"digest,omitempty"`
+	Error  string        `json:"error,omitempty"`
 }
 
 func (m *Main) runAudit(ctx context.Context, args []string) int {
-	fs := m.newFlagSet("audit", "[connection flags] [-json] [-progress N] <store>", auditDescription)
+	fs := m.newFlagSet("audit", "[connection flags] [-json] [-progress N] [-digest | -verify-digest FILE] <store>", auditDescription)
 	nf := addNATSFlags(fs, time.Hour)
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	every := fs.Int("progress", 0, "print progress to stderr every `N` profiles (0: never)")
+	takeDigest := fs.Bool("digest", false, "print the store's digest (chain heads and their Merkle root) as JSON on stdout")
+	verifyFile := fs.String("verify-digest", "", "check the store against the digest in `FILE` (as -digest printed it)")
 	stores, code, ok := m.parseArgs(fs, args) // flags may come before or after the store name
 	if !ok {
 		return code
@@ -50,7 +63,20 @@ func (m *Main) runAudit(ctx context.Context, args []string) int {
 	if err := nf.check(); err != nil {
 		return m.usageError(fs, "%v", err)
 	}
+	if *takeDigest && *verifyFile != "" {
+		return m.usageError(fs, "-digest and -verify-digest: one at a time")
+	}
 	store := stores[0]
+	var kept *audit.Digest
+	if *verifyFile != "" {
+		var err error
+		if kept, err = audit.ReadDigest(*verifyFile); err != nil {
+			return m.usageError(fs, "-verify-digest: %v", err)
+		}
+		if kept.Store != store {
+			return m.usageError(fs, "-verify-digest: %s is a digest of store %q, not %q", *verifyFile, kept.Store, store)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, nf.timeout)
 	defer cancel()
 	nc, js, err := nf.connect("audit")
@@ -67,13 +93,26 @@ func (m *Main) runAudit(ctx context.Context, args []string) int {
 		}))
 	}
 	start := time.Now()
-	rep, err := audit.Store(ctx, js, store, opts...)
+	var rep *audit.Report
+	var digest *audit.Digest
+	switch {
+	case *takeDigest:
+		digest, rep, err = audit.TakeDigest(ctx, js, store, opts...)
+	case kept != nil:
+		rep, err = audit.VerifyDigest(ctx, js, kept, opts...)
+	default:
+		rep, err = audit.Store(ctx, js, store, opts...)
+	}
 	if errors.Is(err, audit.ErrInvalidStore) {
 		return m.usageError(fs, "%v", err)
 	}
+	text := m.stdout
+	if *takeDigest {
+		text = m.stderr // stdout holds the digest alone
+	}
 
 	if *asJSON {
-		out := auditOutput{Report: rep}
+		out := auditOutput{Report: rep, Digest: digest}
 		if err != nil {
 			out.Error = err.Error()
 		}
@@ -82,12 +121,23 @@ func (m *Main) runAudit(ctx context.Context, args []string) int {
 		enc.Encode(out)
 	} else {
 		for _, v := range rep.Violations {
-			fmt.Fprintln(m.stdout, v)
+			fmt.Fprintln(text, v)
+		}
+		if digest != nil {
+			enc := json.NewEncoder(m.stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(digest)
 		}
 	}
 	if !*asJSON && err == nil {
-		fmt.Fprintf(m.stdout, "store %s: %d profiles, %d events, %d snapshots, %d violations (%s)\n",
+		fmt.Fprintf(text, "store %s: %d profiles, %d events, %d snapshots, %d violations (%s)\n",
 			store, rep.Profiles, rep.Events, rep.Snapshots, len(rep.Violations), time.Since(start).Round(time.Millisecond))
+		switch {
+		case digest != nil:
+			fmt.Fprintf(text, "digest: root %s over %d profile heads\n", digest.Root, len(digest.Heads))
+		case kept != nil && rep.Clean():
+			fmt.Fprintf(text, "digest of %s (root %s): all %d recorded heads are in the log, unchanged\n", kept.Time.Format(time.RFC3339), kept.Root, len(kept.Heads))
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(m.stderr, "profileledger audit: %v (the report covers the profiles read until then)\n", err)
