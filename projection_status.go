@@ -18,7 +18,8 @@ import (
 // store's stream say: how far behind the log it is, and who is active.
 type ProjectionStatus struct {
 	// Name is the projection's name; Consumer its durable consumer's.
-	Name, Consumer string
+	Name     string `json:"name"`
+	Consumer string `json:"consumer"`
 	// StreamLastSeq is the store's stream's last sequence.
 	StreamLastSeq uint64 `json:"stream_last_seq"`
 	// AckFloor is the sequence through which every event is acknowledged

@@ -85,6 +85,7 @@ func NewMain(stdout, stderr io.Writer) *Main {
 		"trace":    {summary: "every profile that holds or held a value, how it arrived and left; flags dupes", run: m.runTrace},
 		"dupes":    {summary: "find values held twice across the store and trace each (exit 1 if any)", run: m.runDupes},
 		"export":   {summary: "every event as JSON Lines, streamed and resumable from a sequence", run: m.runExport},
+		"project":  {summary: "run the snapshotter, an item-owner index (dupes) or balances as projections; -status shows their lag", run: m.runProject},
 		"rollback": {summary: "roll a profile back to a version, with who and why (shows the diff, asks first)", run: m.runRollback},
 	}
 	return m

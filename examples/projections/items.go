@@ -12,14 +12,14 @@ import (
 // Dupe is an item found live in two profiles at once (or twice in one).
 type Dupe struct {
 	// Item is the item's id.
-	Item string
+	Item string `json:"item"`
 	// Owners are the profiles holding it, sorted; one key twice if one
 	// profile holds it twice.
-	Owners []string
+	Owners []string `json:"owners"`
 	// Key, Seq and EventID name the event that made it a dupe.
-	Key     string
-	Seq     uint64
-	EventID string
+	Key     string `json:"key"`
+	Seq     uint64 `json:"seq"`
+	EventID string `json:"event_id"`
 }
 
 // ItemIndex is an item-owner index (item id -> profile key) of a store

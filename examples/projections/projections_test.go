@@ -253,3 +253,33 @@ func TestARebuiltProjectionEqualsTheLiveOne(t *testing.T) {
 	}
 	pltest.Audit(t, js, "traders")
 }
+
+func TestPathsReadUntypedProfilesAndRefuseBadPointers(t *testing.T) {
+	items, err := projections.ItemsAt("/inv/gems")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := map[string]any{"inv": map[string]any{"gems": []any{"a", 3.0, "b"}}, "gold": 12.9}
+	if got := items(&p); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("items %v", got)
+	}
+	num, err := projections.NumberAt("/gold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if num(&p) != 12 {
+		t.Fatalf("number %d", num(&p))
+	}
+	empty := map[string]any{}
+	if items(&empty) != nil || num(&empty) != 0 {
+		t.Fatal("a profile without the fields holds something")
+	}
+	for _, bad := range []string{"", "gems", "/a~2"} {
+		if _, err := projections.ItemsAt(bad); err == nil {
+			t.Errorf("ItemsAt(%q) accepted", bad)
+		}
+		if _, err := projections.NumberAt(bad); err == nil {
+			t.Errorf("NumberAt(%q) accepted", bad)
+		}
+	}
+}
