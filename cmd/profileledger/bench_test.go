@@ -17,6 +17,7 @@ var tinyBenchSize = benchrun.Size{
 	Crashers: 2, CrashRounds: 1, LeaseTTL: time.Second, IdleSessions: 300,
 	Messages: 20, Burst: 20, Bursts: 1,
 	DupesProfiles: [3]int{4, 8, 16}, DupesEvents: 10,
+	ProjectorProfiles: 8, ProjectorEvents: 20, ProjectorRounds: 1, LagLoad: 200 * time.Millisecond, CrashedProfiles: 3,
 }
 
 // useTinyBench makes -quick run tinyBenchSize for the rest of the test.
@@ -40,6 +41,9 @@ var benchResultNames = []string{
 	"message_delivery_p50_us", "message_delivery_p99_us", "message_handled_tput",
 	// Investigation (issue 11).
 	"export_vs_raw_read", "dupes_100k_events_s",
+	// Projections (issue 13).
+	"projector_tput_vs_raw_consume", "projector_lag_p99_ms",
+	"snapshotter_cold_get_vs_without", "snapshotter_start_after_crash_vs_without",
 }
 
 func TestBenchQuickRuns(t *testing.T) {

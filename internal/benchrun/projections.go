@@ -32,6 +32,9 @@ func benchProjectorTput(ctx context.Context, r *benchRun, _ func(string) bool) (
 	}
 	defer closeStore(st)
 	profiles, per := r.size.ProjectorProfiles, r.size.ProjectorEvents
+	if profiles < 1 || per < 2 || r.size.ProjectorRounds < 1 {
+		return nil, fmt.Errorf("size %s: ProjectorProfiles, ProjectorEvents (at least 2) and ProjectorRounds must be set", r.size.Label)
+	}
 	keys := make([]string, profiles)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("proj-%05d", i)
@@ -146,6 +149,9 @@ func benchProjectorLag(ctx context.Context, r *benchRun, _ func(string) bool) ([
 	}
 	defer closeStore(st)
 	n := r.size.Sessions
+	if r.size.LagLoad <= 0 || n < 1 {
+		return nil, fmt.Errorf("size %s: LagLoad and Sessions must be set", r.size.Label)
+	}
 	keys := make([]string, n)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("lag-%05d", i)
@@ -240,6 +246,9 @@ const snapshotterEvery = 64
 // on both.
 func benchSnapshotterGain(ctx context.Context, r *benchRun, want func(string) bool) ([]Result, error) {
 	k := r.size.CrashedProfiles
+	if k < 1 {
+		return nil, fmt.Errorf("size %s: CrashedProfiles must be set", r.size.Label)
+	}
 	keys := make([]string, k)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("crashed-%04d", i)
