@@ -62,8 +62,8 @@ import (
 // Nats-Expected-Last-Subject-Sequence header (the fence the server
 // verified when it stored the message), so a gap is never folded over.
 //
-// A handler's error is retried, with backoff, on the same event until it
-// succeeds or Run's context ends: events are never skipped. An event that
+// A handler's error (or panic) is retried, with backoff, on the same event
+// until it succeeds or Run's context ends: events are never skipped. An event that
 // does not apply to its profile stops Run with ErrBadEvent, as a load
 // would fail (unless the store skips bad events: WithSkipBadEvents).
 type Projection[T any] struct {
@@ -446,7 +446,7 @@ func (p *Projection[T]) predecessor(ctx context.Context, key, token string, seq 
 // call runs the handler on c until it succeeds or ctx ends.
 func (p *Projection[T]) call(ctx context.Context, m jetstream.Msg, c *Change[T]) error {
 	for attempt := 0; ; attempt++ {
-		err := p.handler(ctx, c)
+		err := p.runHandler(ctx, c)
 		if err == nil {
 			return nil
 		}
@@ -457,6 +457,17 @@ func (p *Projection[T]) call(ctx context.Context, m jetstream.Msg, c *Change[T])
 			return ctx.Err()
 		}
 	}
+}
+
+// runHandler calls the handler once; a panic is its error (and is retried
+// like one), not the process's end.
+func (p *Projection[T]) runHandler(ctx context.Context, c *Change[T]) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return p.handler(ctx, c)
 }
 
 func (p *Projection[T]) ack(m jetstream.Msg) error {

@@ -419,3 +419,45 @@ func TestBadProjectionInputIsRefused(t *testing.T) {
 		t.Errorf("status of a projection that never ran: %v", err)
 	}
 }
+
+func TestAFailingOrPanickingHandlerIsRetriedOnTheSameEventAndNothingIsSkipped(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players")
+	s := start(t, st, "p")
+	for range 5 {
+		if err := s.Mutate(ctxT(t), "coins", addCoins(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newSeen()
+	inner := h.handler(t)
+	var mu sync.Mutex
+	failures := 0
+	p, err := st.Project("flaky", func(ctx context.Context, c *profileledger.Change[Player]) error {
+		mu.Lock()
+		n := failures
+		if c.Event.Seq == 3 && n < 2 {
+			failures++
+		}
+		mu.Unlock()
+		switch {
+		case c.Event.Seq == 3 && n == 0:
+			return errors.New("database down")
+		case c.Event.Seq == 3 && n == 1:
+			panic("handler bug")
+		}
+		return inner(ctx, c)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runProjection(t, p)
+	waitFor(t, "every event", func() bool { return allHandled(t, e.js, h, "p") })
+	if c := p.Counts(); c.HandlerErrors != 2 {
+		t.Fatalf("handler errors %d, want 2 (an error, then a panic)", c.HandlerErrors)
+	}
+	// No event was skipped or handled twice.
+	if h.total() != len(logEvents(t, e.js, "p")) {
+		t.Fatalf("%d calls for %d events", h.total(), len(logEvents(t, e.js, "p")))
+	}
+}
