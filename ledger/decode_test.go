@@ -66,7 +66,7 @@ func TestDecodeReadsWhatEncodingJSONReads(t *testing.T) {
 	}
 	// The library's own events, as Mutate writes them, take the fast path.
 	ev := ledger.Event{V: 1, ID: "0b8e4c1e-8f4a-4c59-9d8e-2f9a6c1d7e3b", Type: "coin", Session: "6f1d2e3c", Epoch: 3, Time: at,
-		Ops: []ledger.Op{{Op: "inc", Path: "/coins", Value: json.RawMessage("1")}, {Op: "add", Path: "/items/-", Value: json.RawMessage(`"sword"`)}},
+		Ops:  []ledger.Op{{Op: "inc", Path: "/coins", Value: json.RawMessage("1")}, {Op: "add", Path: "/items/-", Value: json.RawMessage(`"sword"`)}},
 		Meta: map[string]string{"node": "n1", "prev": "2"}}
 	data, _ := ev.Encode()
 	if !sameAsDecodeJSON(t, data) {
