@@ -53,19 +53,29 @@ func (st *Store[T]) Get(ctx context.Context, key string, opts ...ReadOption) (Vi
 		return View[T]{}, err
 	}
 	v := View[T]{Key: key, Version: l.version, Epoch: l.epoch, Exists: l.doc != nil, Report: l.report}
-	if err := json.Unmarshal(st.template, &v.Data); err != nil {
-		return View[T]{}, fmt.Errorf("profileledger: decode template: %w", err)
-	}
-	if l.doc != nil {
-		doc, err := st.migrateTo(key, l.doc, l.ps.migrated)
-		if err != nil {
-			return View[T]{}, err
-		}
-		data, _, _, _, err := st.reconcile(doc)
-		if err != nil {
-			return View[T]{}, fmt.Errorf("profileledger: profile %q: %w", key, err)
-		}
-		v.Data = data
+	if v.Data, err = st.dataOf(key, l.doc, l.ps.migrated); err != nil {
+		return View[T]{}, err
 	}
 	return v, nil
+}
+
+// dataOf is the typed data of a folded document, as a read returns it: the
+// template for none, else with the migration steps it has not had (of
+// migrated) applied in memory and decoded over the template (reconcile).
+func (st *Store[T]) dataOf(key string, doc any, migrated int) (T, error) {
+	var data T
+	if err := json.Unmarshal(st.template, &data); err != nil {
+		return data, fmt.Errorf("profileledger: decode template: %w", err)
+	}
+	if doc == nil {
+		return data, nil
+	}
+	doc, err := st.migrateTo(key, doc, migrated)
+	if err != nil {
+		return data, err
+	}
+	if data, _, _, _, err = st.reconcile(doc); err != nil {
+		return data, fmt.Errorf("profileledger: profile %q: %w", key, err)
+	}
+	return data, nil
 }

@@ -247,10 +247,9 @@ func DecodeMessage(data []byte) ([]Event, error) {
 	return events, nil
 }
 
-// DecodeEvent parses one event's wire form. It fails on anything that is not
-// a well-formed envelope of a known format version, so that a foreign or
-// garbage message is never mistaken for an event.
-func DecodeEvent(data []byte) (Event, error) {
+// decodeJSON decodes one event with encoding/json, refusing unknown
+// members and trailing data.
+func decodeJSON(data []byte) (Event, error) {
 	var e Event
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -259,6 +258,20 @@ func DecodeEvent(data []byte) (Event, error) {
 	}
 	if dec.More() {
 		return Event{}, fmt.Errorf("not an event envelope: trailing data")
+	}
+	return e, nil
+}
+
+// DecodeEvent parses one event's wire form. It fails on anything that is not
+// a well-formed envelope of a known format version, so that a foreign or
+// garbage message is never mistaken for an event.
+func DecodeEvent(data []byte) (Event, error) {
+	e, ok := decodeCanonical(data)
+	if !ok {
+		var err error
+		if e, err = decodeJSON(data); err != nil {
+			return Event{}, err
+		}
 	}
 	switch {
 	case e.V < 1 || e.V > FormatVersion:

@@ -17,3 +17,10 @@ func PoolAfterClose(l *Log) (subscribed bool, pooled int, err error) {
 	defer l.subs.mu.Unlock()
 	return rs.sub.IsValid(), len(l.subs.free), nil
 }
+
+// DecodeCanonical and DecodeJSON are DecodeEvent's fast path and its
+// encoding/json decoding, for the tests that hold them to each other.
+var (
+	DecodeCanonical = decodeCanonical
+	DecodeJSON      = decodeJSON
+)

@@ -18,6 +18,7 @@ var tinyBenchSize = benchrun.Size{
 	ScaleSessions: 200, IdleWindow: 2 * time.Second,
 	Messages: 20, Burst: 20, Bursts: 1,
 	DupesProfiles: [3]int{4, 8, 16}, DupesEvents: 10,
+	ProjectorProfiles: 8, ProjectorEvents: 20, ProjectorRounds: 1, LagLoad: 200 * time.Millisecond, CrashedProfiles: 3,
 }
 
 // useTinyBench makes -quick run tinyBenchSize for the rest of the test.
@@ -43,6 +44,9 @@ var benchResultNames = []string{
 	"export_vs_raw_read", "dupes_100k_events_s",
 	// Scale (issue 14).
 	"start_100k_sessions_s", "idle_100k_cpu_pct", "idle_liveness_msgs_per_s_100k", "close_100k_sessions_s",
+	// Projections (issue 13).
+	"projector_tput_vs_raw_consume", "projector_lag_p99_ms",
+	"snapshotter_cold_get_vs_without", "snapshotter_start_after_crash_vs_without",
 }
 
 func TestBenchQuickRuns(t *testing.T) {

@@ -190,6 +190,23 @@ func writeDemoText(w io.Writer, s *demorun.Summary) error {
 	for _, p := range v.Problems {
 		line("    %s", p)
 	}
+	if pr := s.Projections; pr != nil {
+		line("Projections (another process: the snapshotter, every %d events, and the gems' owner index)", demorun.SnapshotterEvery)
+		line("  snapshotter              %7d events   %d snapshots written", pr.Snapshotter.Events, pr.Snapshotter.Snapshots)
+		line("  item index               %7d events   %d gems indexed, %d misplaced", pr.Items.Events, pr.Gems, len(pr.Misplaced))
+		line("  lag during play          max %d events, max %s behind the log; caught up after play: %s",
+			pr.MaxLagEvents, msText(pr.MaxLagMs), yesNo(pr.CaughtUp))
+		line("  dupes seen as they appeared: %d", len(pr.Dupes))
+		for _, d := range pr.Dupes {
+			line("    %s held by %s (event %s of %q, seq %d)", d.Item, strings.Join(d.Owners, ", "), d.EventID, d.Key, d.Seq)
+		}
+		for _, m := range pr.Misplaced {
+			line("    misplaced: %s", m)
+		}
+		if pr.Error != "" {
+			line("  error: %s", pr.Error)
+		}
+	}
 	warn := func(title string, list []string) {
 		if len(list) > 0 {
 			line("Warning: %s:", title)

@@ -30,7 +30,8 @@ func TestDemoPasses(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit code %d, want 0", code)
 	}
-	for _, want := range []string{"lost: 0\n", "duplicated: 0\n", "rejected but present: 0\n", "audit violations: 0\n", "gems duplicated: 0\n", "gems lost: 0\n", "gold created or destroyed: 0\n", "dupes (the dupes command, -path /gems/*): 0\n", "\nPASS\n"} {
+	for _, want := range []string{"lost: 0\n", "duplicated: 0\n", "rejected but present: 0\n", "audit violations: 0\n", "gems duplicated: 0\n", "gems lost: 0\n", "gold created or destroyed: 0\n", "dupes (the dupes command, -path /gems/*): 0\n",
+		"dupes seen as they appeared: 0\n", "caught up after play: yes\n", "\nPASS\n"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output does not say %q", want)
 		}

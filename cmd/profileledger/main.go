@@ -89,6 +89,7 @@ func NewMain(stdout, stderr io.Writer) *Main {
 		"dupes":       {summary: "find values held twice across the store and trace each (exit 1 if any)", run: m.runDupes},
 		"export":      {summary: "every event as JSON Lines, streamed and resumable from a sequence", run: m.runExport},
 		"rollback":    {summary: "roll a profile back to a version, with who and why (shows the diff, asks first)", run: m.runRollback},
+		"project":     {summary: "run the snapshotter, an item-owner index (dupes) or balances as projections; -status shows their lag", run: m.runProject},
 		"permissions": {summary: "print the NATS permissions of a role (holder, reader, admin) on a store", run: m.runPermissions},
 		"ui":          {summary: "serve a read-only web page to investigate the store: timelines, diffs, blame, traces", run: m.runUI},
 		"create":      {summary: "create a store's stream and buckets: the admin step before holders can open it", run: m.runCreate},

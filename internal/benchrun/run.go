@@ -40,6 +40,13 @@ type Size struct {
 	// export_vs_raw_read at each of three sizes, of DupesEvents events each.
 	DupesProfiles [3]int
 	DupesEvents   int
+	// ProjectorProfiles x ProjectorEvents is projector_tput's backlog,
+	// folded ProjectorRounds times by each side.
+	ProjectorProfiles, ProjectorEvents, ProjectorRounds int
+	// LagLoad is how long projector_lag_p99_ms's mutation load runs.
+	LagLoad time.Duration
+	// CrashedProfiles are the snapshotter_* profiles per store.
+	CrashedProfiles int
 }
 
 // DefaultSize is the bench's default size: about 50 s on a 2-core machine.
@@ -50,6 +57,7 @@ var DefaultSize = Size{
 	ScaleSessions: 100000, IdleWindow: 10 * time.Second,
 	Messages: 2000, Burst: 1000, Bursts: 5,
 	DupesProfiles: [3]int{250, 500, 1000}, DupesEvents: 100,
+	ProjectorProfiles: 200, ProjectorEvents: 100, ProjectorRounds: 3, LagLoad: 3 * time.Second, CrashedProfiles: 40,
 }
 
 // QuickSize is the bench's small size (-quick): about 10 s.
@@ -60,6 +68,7 @@ var QuickSize = Size{
 	ScaleSessions: 2000, IdleWindow: 2 * time.Second,
 	Messages: 200, Burst: 200, Bursts: 2,
 	DupesProfiles: [3]int{50, 100, 200}, DupesEvents: 50,
+	ProjectorProfiles: 50, ProjectorEvents: 100, ProjectorRounds: 2, LagLoad: time.Second, CrashedProfiles: 10,
 }
 
 // Fixed by the figures' definitions.

@@ -68,6 +68,13 @@ var benchSpecs = []benchSpec{
 	{"message_handled_tput", "messages handled per second, a burst waiting in a held profile's inbox", "", benchTarget{text: "report"}},
 	{"export_vs_raw_read", "events per second through export (JSON Lines to io.Discard), 100,000 events",
 		"raw ordered consumer", benchTarget{"ratio ≥ 0.5", true, false, 0.5}},
+	{"projector_tput_vs_raw_consume", "events folded per second by a projection (fold, handler call, ack), a 20,000-event backlog",
+		"raw durable consumer that only acks", benchTarget{"ratio ≥ 0.5", true, false, 0.5}},
+	{"projector_lag_p99_ms", "p99 from an event stored to a projection's handler, under the aggregate mutation load", "", benchTarget{text: "report"}},
+	{"snapshotter_cold_get_vs_without", "Get p50 of a profile whose holder crashed after 255 events, the snapshotter (every 64) run",
+		"the same without the snapshotter", benchTarget{text: "report"}},
+	{"snapshotter_start_after_crash_vs_without", "StartSession p50 of a profile whose holder crashed after 255 events, the snapshotter (every 64) run",
+		"the same without the snapshotter", benchTarget{text: "report"}},
 	{"dupes_100k_events_s", "dupes over 1,000 profiles and 100,000 events (the note: three sizes, for linear growth)", "", benchTarget{text: "report"}},
 }
 
@@ -132,6 +139,9 @@ var benchScenarios = []benchScenario{
 	{"trade", []string{"trade_tput"}, benchTrade},
 	{"messages", []string{"message_delivery_p50_us", "message_delivery_p99_us", "message_handled_tput"}, benchMessages},
 	{"investigate", []string{"export_vs_raw_read", "dupes_100k_events_s"}, benchInvestigate},
+	{"projector throughput", []string{"projector_tput_vs_raw_consume"}, benchProjectorTput},
+	{"projector lag", []string{"projector_lag_p99_ms"}, benchProjectorLag},
+	{"snapshotter gain", []string{"snapshotter_cold_get_vs_without", "snapshotter_start_after_crash_vs_without"}, benchSnapshotterGain},
 }
 
 // benchRun is what scenarios share.

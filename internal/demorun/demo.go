@@ -122,6 +122,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		d.players = append(d.players, newPlayerRecord(i+1))
 	}
 
+	// The projector process: the snapshotter and the gems' owner index,
+	// following the log from before the first gem is minted.
+	proj, err := d.startProjections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer proj.close()
 	mctx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = d.mint(mctx)
 	cancel()
@@ -144,8 +151,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer pcancel()
+	projReport := proj.finish(pctx, v.gemOwner)
 	sum := d.summarize(elapsed, closeErrs, v)
 	sum.Health = health
+	sum.Projections = projReport
+	sum.Pass = sum.Pass && projReport.ok()
 	return sum, nil
 }
 

@@ -53,8 +53,9 @@ type Summary struct {
 
 	Health []StoreHealth `json:"health"` // each server's Store.Health when play ended
 
-	Verification *Verification `json:"verification"`
-	Pass         bool          `json:"pass"`
+	Verification *Verification     `json:"verification"`
+	Projections  *ProjectionReport `json:"projections"`
+	Pass         bool              `json:"pass"`
 }
 
 func (d *demo) summarize(elapsed time.Duration, closeErrs []string, v *Verification) *Summary {

@@ -12,6 +12,8 @@
 //	bucket  PL_N_LEASES      one lease per profile token, per-key TTL
 //	bucket  PL_N_SNAPSHOTS   snapshots per profile token, a few revisions
 //	bucket  PL_N_USERS       user-id index: <user id token>.<profile token>
+//	consumer PL_N_PROJ_<P>   projection P's durable consumer on the stream,
+//	                         filter pl.N.ev.>, priority group "active"
 //
 // <token> is the profile key encoded by internal/keys: reversible,
 // injective, and never a wildcard or a separator.
@@ -103,6 +105,30 @@ func APIPrefix(js jetstream.JetStream) string {
 	}
 	return jetstream.DefaultAPIPrefix
 }
+
+// ErrInvalidProjection means a projection name is not 1 to
+// MaxProjectionLen characters of A-Z a-z 0-9 _ -.
+var ErrInvalidProjection = errors.New("names: invalid projection name")
+
+// MaxProjectionLen is the longest projection name accepted.
+const MaxProjectionLen = 64
+
+// ProjectionGroup is the priority group every instance of a projection
+// pulls in: the consumer pins one of them at a time.
+const ProjectionGroup = "active"
+
+// Projection is the durable consumer name of the store's projection called
+// name.
+func (n Names) Projection(name string) (string, error) {
+	if !storeRE.MatchString(name) || len(name) > MaxProjectionLen {
+		return "", fmt.Errorf("%w: %q must be 1 to %d characters of A-Z a-z 0-9 _ -", ErrInvalidProjection, name, MaxProjectionLen)
+	}
+	return "PL_" + n.Store + "_PROJ_" + name, nil
+}
+
+// ProjectionFilter is the subject filter of a projection's consumer: every
+// profile's events, not the inboxes.
+func (n Names) ProjectionFilter() string { return n.EventsPrefix() + ">" }
 
 // KVStream is the stream behind a KV bucket.
 func KVStream(bucket string) string { return "KV_" + bucket }

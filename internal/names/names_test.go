@@ -42,3 +42,19 @@ func TestInvalidStoreNames(t *testing.T) {
 		}
 	}
 }
+
+func TestProjectionNamesAreCheckedAndSpelledOnce(t *testing.T) {
+	n, _ := names.New("players")
+	c, err := n.Projection("snapshotter")
+	if err != nil || c != "PL_players_PROJ_snapshotter" {
+		t.Fatalf("Projection = %q, %v", c, err)
+	}
+	if n.ProjectionFilter() != "pl.players.ev.>" {
+		t.Fatal(n.ProjectionFilter())
+	}
+	for _, bad := range []string{"", "a.b", "a b", "*", strings.Repeat("p", names.MaxProjectionLen+1)} {
+		if _, err := n.Projection(bad); !errors.Is(err, names.ErrInvalidProjection) {
+			t.Errorf("Projection(%q) = %v", bad, err)
+		}
+	}
+}
