@@ -161,6 +161,9 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 // Name returns the store's name.
 func (st *Store[T]) Name() string { return st.names.Store }
 
+// closeWorkers is how many sessions Close ends at once.
+const closeWorkers = 64
+
 // Close ends every session of this store as End does (flush, append
 // session.ended, snapshot, release the lease), stops the store's background
 // work and waits for it. ctx bounds the ending of sessions; sessions that
@@ -182,15 +185,26 @@ func (st *Store[T]) Close(ctx context.Context) error {
 	}
 	st.mu.Unlock()
 
+	// Sessions end side by side, closeWorkers at a time: enough to keep
+	// NATS busy, few enough that the store's heartbeat (on the same
+	// connection) is not queued behind 100,000 ends and lapses.
 	errs := make([]error, len(open))
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for i, s := range open {
+	for range min(closeWorkers, len(open)) {
 		wg.Go(func() {
-			if err := s.end(ctx, reasonClose); err != nil && !errors.Is(err, ErrSessionEnded) {
-				errs[i] = fmt.Errorf("end session of %q: %w", s.key, err)
+			for i := range next {
+				s := open[i]
+				if err := s.end(ctx, reasonClose); err != nil && !errors.Is(err, ErrSessionEnded) {
+					errs[i] = fmt.Errorf("end session of %q: %w", s.key, err)
+				}
 			}
 		})
 	}
+	for i := range open {
+		next <- i
+	}
+	close(next)
 	wg.Wait()
 	// Sessions that could not end by ctx (or that a StartSession racing
 	// Close registered meanwhile) are abandoned: lost, their leases left to
