@@ -22,8 +22,8 @@ graph, dupes in red. Every key, sequence, trade id and item is a link, and
 every page's URL can be pasted into a ticket.
 
 It only reads. It listens on 127.0.0.1 (-listen); a non-loopback address
-needs -allow-remote and -token or -basic-auth (user:password; the
-password may also come from $PROFILELEDGER_UI_PASSWORD). With -token, open
+needs -allow-remote and -ui-token or -basic-auth (user:password; the
+password may also come from $PROFILELEDGER_UI_PASSWORD). With -ui-token, open
 the printed URL once (?token=... sets a cookie), or send
 "Authorization: Bearer <token>". Ctrl-C stops it.`
 
@@ -31,8 +31,8 @@ func (m *Main) runUI(ctx context.Context, args []string) int {
 	fs := m.newFlagSet("ui", "[flags] <store>", uiDescription)
 	nf := addNATSFlags(fs, 10*time.Second)
 	listen := fs.String("listen", "127.0.0.1:8428", "`address` to serve on (port 0 picks a free one)")
-	remote := fs.Bool("allow-remote", false, "allow a non-loopback -listen address (needs -token or -basic-auth)")
-	token := fs.String("token", "", "require this bearer `token` of every request (default $PROFILELEDGER_UI_TOKEN)")
+	remote := fs.Bool("allow-remote", false, "allow a non-loopback -listen address (needs -ui-token or -basic-auth)")
+	token := fs.String("ui-token", "", "require this bearer `token` of every request to the page (default $PROFILELEDGER_UI_TOKEN; -token is NATS's)")
 	basic := fs.String("basic-auth", "", "require HTTP basic authentication as `user:password`")
 	pos, code, ok := m.parseArgs(fs, args)
 	if !ok {
