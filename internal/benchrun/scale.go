@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/internal/retry"
 )
 
 // benchScale: the figures of 100,000 held sessions in one process (the
@@ -62,11 +63,11 @@ func benchScale(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result
 		r.printf("%d sessions held (%d started in %v)", upTo, len(keys), d.Round(time.Millisecond))
 	}
 	// Idle: let the starts' background snapshots settle, then measure.
-	if !sleepCtx(ctx, time.Second) {
+	if !retry.Sleep(ctx, time.Second) {
 		return nil, ctx.Err()
 	}
 	cpu0, out0, t0 := processCPU(), nc.Stats().OutMsgs, time.Now()
-	if !sleepCtx(ctx, r.size.IdleWindow) {
+	if !retry.Sleep(ctx, r.size.IdleWindow) {
 		return nil, ctx.Err()
 	}
 	cpu1, out1, window := processCPU(), nc.Stats().OutMsgs, time.Since(t0)
@@ -97,15 +98,4 @@ func benchScale(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result
 		result("close_100k_sessions_s", closeTime.Seconds(), UnitSeconds, 0,
 			"Store.Close ending %d sessions (%.0f/s)", n, float64(n)/closeTime.Seconds()),
 	}, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
