@@ -60,8 +60,8 @@ func (st *Store[T]) Erase(ctx context.Context, key string) error {
 		return fmt.Errorf("profileledger: erase %q: %w", key, err)
 	}
 	// The erasing session takes no mutation and answers no hand-over
-	// request (s.erasing); it keeps renewing its lease until it releases
-	// it, so that nobody takes the profile over by expiry meanwhile.
+	// request (s.erasing); its store's heartbeat keeps its lease live until
+	// it releases it, so that nobody takes the profile over meanwhile.
 	if err := st.erase(ctx, s, meta); err != nil {
 		s.lose(fmt.Errorf("erasure not finished: %w", err))
 		return fmt.Errorf("profileledger: erase %q: %w", key, err)
@@ -107,7 +107,8 @@ func (st *Store[T]) erase(ctx context.Context, s *Session[T], meta map[string]st
 	l := s.lease
 	s.mu.Unlock()
 	if err = st.leases.Release(ctx, l); err != nil {
-		st.log.Warn("lease not released after an erasure", logKey, s.key, logErr, err)
+		st.log.Warn("lease not released after an erasure; trying again in the background", logKey, s.key, logErr, err)
+		st.releaseLater(l, err)
 	}
 	s.mu.Lock()
 	if s.state == stateDone { // lost meanwhile (a steal): that is what it is

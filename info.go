@@ -60,6 +60,12 @@ func (st *Store[T]) Info(ctx context.Context, key string) (Info, error) {
 		return Info{}, fmt.Errorf("profileledger: info of %q: %w", key, err)
 	}
 	if held {
+		// A record whose node is dead holds nothing.
+		if held, err = st.leases.Live(ctx, lease); err != nil {
+			return Info{}, fmt.Errorf("profileledger: info of %q: %w", key, err)
+		}
+	}
+	if held {
 		info.Holder, info.HolderSession = lease.Record.Node, lease.Record.Session
 		if l.session == lease.Record.Session {
 			info.HolderSince = l.ps.started

@@ -283,10 +283,11 @@ func (st *Store[T]) watchInboxes() {
 				st.log.Warn("inbox cues not subscribed; sessions read their inbox when they start and when told", logErr, err)
 				continue
 			}
-			st.mu.Lock()
-			st.cueSubs = append(st.cueSubs, sub)
-			st.mu.Unlock()
+			st.keepSub(sub)
 		}
+		// Known to the server before the first read of an inbox, so that
+		// no message between the two goes without its cue.
+		st.nc.Flush()
 	})
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/profileledger/profileledger/internal/retry"
 	"github.com/profileledger/profileledger/lease"
 )
@@ -86,8 +88,12 @@ func (st *Store[T]) currentLife(ctx context.Context) (*life, error) {
 			st.wg.Add(1)
 			go st.heartbeatLoop(lf)
 		}
+		watch := err == nil && !st.closed
 		closed := st.closed
 		st.mu.Unlock()
+		if watch {
+			st.watchLeases()
+		}
 		switch {
 		case closed:
 			if err == nil {
@@ -200,3 +206,99 @@ func (st *Store[T]) stopHeartbeat(lf *life) {
 		st.log.Debug("heartbeat not deleted; it expires", logErr, err)
 	}
 }
+
+// watchLeases subscribes, once, with the store's first session, to every
+// write of the store's lease bucket (not the heartbeats): a write of a
+// lease this store holds that names another session — a steal whose notice
+// was lost, a take-over — or deletes it, makes the session check its lease
+// and let go. It costs a message per lease write, not per idle session.
+func (st *Store[T]) watchLeases() {
+	st.leaseWatch.Do(func() {
+		sub, err := st.nc.Subscribe(st.leases.Subject("*"), func(m *nats.Msg) {
+			tok, ok := lastToken(m.Subject)
+			if !ok {
+				return
+			}
+			st.mu.Lock()
+			s := st.sessions[tok]
+			st.mu.Unlock()
+			if s == nil {
+				return
+			}
+			if rec, ok := lease.RecordOf(m.Header, m.Data); ok && rec.Session == s.id {
+				return
+			}
+			st.goBackground(func() { st.confirmStolen(s, "another session (its lease was rewritten)") })
+		})
+		if err != nil {
+			st.log.Warn("lease writes not watched; a stolen session learns it from the stealer's notice or its next append", logErr, err)
+			return
+		}
+		st.keepSub(sub)
+	})
+}
+
+// keepSub keeps sub for Close to unsubscribe, or unsubscribes it at once if
+// Close has already run.
+func (st *Store[T]) keepSub(sub *nats.Subscription) {
+	st.mu.Lock()
+	closed := st.closed
+	if !closed {
+		st.cueSubs = append(st.cueSubs, sub)
+	}
+	st.mu.Unlock()
+	if closed {
+		sub.Unsubscribe()
+	}
+}
+
+// reconnectLoop, the store's goroutine, catches up after each reconnect
+// what the subscriptions missed while the connection was down: every
+// session with a message handler reads its inbox, and every session checks
+// its lease (recheckWorkers at a time).
+func (st *Store[T]) reconnectLoop() {
+	defer st.wg.Done()
+	status := st.nc.StatusChanged(nats.CONNECTED)
+	defer st.nc.RemoveStatusListener(status)
+	for {
+		select {
+		case <-st.ctx.Done():
+			return
+		case _, ok := <-status:
+			if !ok {
+				return
+			}
+		}
+		st.mu.Lock()
+		held := make([]*Session[T], 0, len(st.sessions))
+		for _, s := range st.sessions {
+			held = append(held, s)
+		}
+		st.mu.Unlock()
+		for _, s := range held {
+			s.wake(false)
+		}
+		next := make(chan *Session[T])
+		var wg sync.WaitGroup
+		for range min(recheckWorkers, len(held)) {
+			wg.Go(func() {
+				for s := range next {
+					st.confirmStolen(s, "another session (seen after a reconnect)")
+				}
+			})
+		}
+	feed:
+		for _, s := range held {
+			select {
+			case next <- s:
+			case <-st.ctx.Done():
+				break feed
+			}
+		}
+		close(next)
+		wg.Wait()
+	}
+}
+
+// recheckWorkers is how many leases reconnectLoop reads at once.
+const recheckWorkers = 16

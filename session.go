@@ -275,6 +275,13 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 			actx, cancel := context.WithTimeout(ctx, leaseAttemptTimeout)
 			live, err := st.leases.Live(actx, cur)
 			cancel()
+			if err == nil && live {
+				// A live node: does it hold the session, or is the record
+				// one its session left behind?
+				pctx, cancel := context.WithTimeout(ctx, min(st.cfg.handoverTimeout, leaseAttemptTimeout))
+				live, err = lease.ProbeHolder(pctx, st.nc, cur, st.cfg.node)
+				cancel()
+			}
 			if err != nil || live {
 				return lease.Lease{}, false, fmt.Errorf("%w: %w", ErrLocked, held)
 			}
@@ -350,6 +357,28 @@ func (st *Store[T]) takeOver(ctx context.Context, token string, cur lease.Lease,
 	return lease.Lease{}, errors.Is(err, lease.ErrLost) || ctx.Err() == nil, err
 }
 
+// releaseLater gives back, in the background, a lease whose release failed
+// with err: a few tries, until it is released or another's. (Until then a
+// contender is answered "not held" by this node, or finds it dead.)
+func (st *Store[T]) releaseLater(l lease.Lease, err error) {
+	if errors.Is(err, lease.ErrLost) {
+		return
+	}
+	st.goBackground(func() {
+		for attempt := 1; attempt <= 5; attempt++ {
+			if !retry.Sleep(st.ctx, retry.Backoff(attempt, 100*time.Millisecond, 2*time.Second)) {
+				return
+			}
+			ctx, cancel := context.WithTimeout(st.ctx, leaseAttemptTimeout)
+			err := st.leases.Release(ctx, l)
+			cancel()
+			if err == nil || errors.Is(err, lease.ErrLost) {
+				return
+			}
+		}
+	})
+}
+
 func (st *Store[T]) releaseQuietly(l lease.Lease) {
 	ctx, cancel := context.WithTimeout(st.ctx, st.leases.TTL())
 	defer cancel()
@@ -363,9 +392,9 @@ func (st *Store[T]) releaseQuietly(l lease.Lease) {
 // without a newer epoch) is re-read a few times; a newer epoch is returned
 // as ErrFenced.
 //
-// After a steal the old holder may go on appending until its next lease
-// renewal tells it it was stolen; the fence keeps failing until then, so
-// begin keeps trying until ctx ends.
+// After a steal the old holder may go on appending until it learns it was
+// stolen; the fence keeps failing until then, so begin keeps trying until
+// ctx ends.
 func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 	st := s.st
 	for attempt := 0; ; attempt++ {
@@ -572,8 +601,10 @@ func (s *Session[T]) LoadReport() LoadReport {
 // nothing. Use Mutate or Apply to change the profile.
 //
 // Data reads memory, not the log: after another server stole the profile,
-// this session learns it at its next append or lease renewal (within a third
-// of the lease TTL), and until then Data still returns its last data. Decide
+// this session learns it from the stealer's notice, from the write of its
+// lease (the store watches its lease bucket), after a reconnect (the store
+// checks the leases of its sessions), or at its next append — and until
+// then Data still returns its last data. Decide
 // nothing irreversible on Data alone; a Mutate (or Test op) is checked
 // against the log.
 func (s *Session[T]) Data() T {
@@ -703,8 +734,9 @@ func (s *Session[T]) end(ctx context.Context, reason string) error {
 	l := s.lease
 	s.mu.Unlock()
 	if err = s.st.leases.Release(ctx, l); err != nil {
-		// The session's end is in the log; a lease we cannot delete expires.
-		s.st.log.Warn("lease not released", logKey, s.key, logErr, err)
+		// The session's end is in the log; the lease is given back later.
+		s.st.log.Warn("lease not released; trying again in the background", logKey, s.key, logErr, err)
+		s.st.releaseLater(l, err)
 	}
 	final := ErrSessionEnded
 	if reason == reasonHandover {

@@ -36,22 +36,23 @@ const (
 // process and share it; it is safe for concurrent use. T must round-trip
 // through encoding/json: the log holds the profile's JSON form.
 type Store[T any] struct {
-	cfg       config
-	names     names.Names
-	nc        *nats.Conn
-	js        jetstream.JetStream
-	ledger    *ledger.Log
-	leases    *lease.Bucket
-	snaps     snapshots.Store
-	users     *userIndex
-	template  []byte // JSON of the template
-	validate  func(*T) error
-	log       *slog.Logger
-	obs       *observer
-	id        string // this Store instance's id: its control subjects
-	ctlSub    *nats.Subscription
-	watchOnce sync.Once            // watchInboxes
-	cueSubs   []*nats.Subscription // the inbox cues, once a session handles messages
+	cfg        config
+	names      names.Names
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	ledger     *ledger.Log
+	leases     *lease.Bucket
+	snaps      snapshots.Store
+	users      *userIndex
+	template   []byte // JSON of the template
+	validate   func(*T) error
+	log        *slog.Logger
+	obs        *observer
+	id         string // this Store instance's id: its control subjects
+	ctlSub     *nats.Subscription
+	watchOnce  sync.Once            // watchInboxes
+	leaseWatch sync.Once            // watchLeases
+	cueSubs    []*nats.Subscription // the inbox cues, once a session handles messages
 
 	ctx    context.Context // background work; cancelled by Close
 	cancel context.CancelFunc
@@ -155,6 +156,8 @@ func Open[T any](ctx context.Context, js jetstream.JetStream, name string, templ
 		return nil, fmt.Errorf("profileledger: subscribe to hand-over requests: %w", err)
 	}
 	st.obs.start(st.ctx, &st.wg)
+	st.wg.Add(1)
+	go st.reconnectLoop()
 	return st, nil
 }
 
@@ -308,6 +311,11 @@ func (st *Store[T]) onControl(m *nats.Msg) {
 	case st.closed:
 		st.mu.Unlock()
 		return // its sessions are ending; the leases go with them
+	case req.Probe:
+		st.mu.Unlock()
+		data, _ := json.Marshal(lease.HandoverReply{NotHeld: s == nil})
+		m.Respond(data)
+		return
 	case req.Stolen:
 		if s == nil {
 			st.mu.Unlock()
@@ -367,11 +375,18 @@ func (st *Store[T]) confirmStolen(s *Session[T], by string) {
 	}
 	ctx, cancel := context.WithTimeout(st.ctx, leaseAttemptTimeout)
 	defer cancel()
-	cur, held, err := st.leases.Get(ctx, s.token)
-	if err != nil || (held && cur.Record.Session == s.id) {
-		return
+	for attempt := 0; ; attempt++ {
+		cur, held, err := st.leases.Get(ctx, s.token)
+		switch {
+		case err == nil && held && cur.Record.Session == s.id:
+			return
+		case err == nil:
+			s.takenOver(fmt.Errorf("lease taken over by %s", by))
+			return
+		case attempt >= 3 || !retry.Sleep(ctx, retry.Backoff(attempt+1, 50*time.Millisecond, time.Second)):
+			return // the fence tells it at its next append
+		}
 	}
-	s.takenOver(fmt.Errorf("lease taken over by %s", by))
 }
 
 // scheduleFlush flushes s's deferred mutations one interval from now, on a

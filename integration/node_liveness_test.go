@@ -282,3 +282,65 @@ func TestCloseEndsManySessionsCleanly(t *testing.T) {
 		s.End(ctx)
 	}
 }
+
+// TestWhatAHolderMissedWhileCutOffIsCaughtUpWhenItReconnects: holder A,
+// idle with a message handler, is cut off for a moment. Meanwhile B steals
+// one of its profiles (A cannot get the notice, nor see its lease
+// rewritten) and a message is sent to another. When A reconnects it
+// checks the leases of its sessions and reads their inboxes: the robbed
+// session ends lost, the message is handled.
+func TestWhatAHolderMissedWhileCutOffIsCaughtUpWhenItReconnects(t *testing.T) {
+	srv := pltest.Run(t)
+	tp := pltest.Proxy(t, srv.URL())
+	a := openNode(t, tp.URL(), "a", true, profileledger.WithLeaseTTL(5*time.Second))
+	b := openNode(t, srv.URL(), "b", false, profileledger.WithLeaseTTL(5*time.Second))
+	ctx := testCtx(t, time.Minute)
+	robbed, err := a.st.StartSession(ctx, "robbed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailbox, err := a.st.StartSession(ctx, "mailbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan string, 1)
+	mailbox.HandleMessages(func(p *Player, m profileledger.Message) error {
+		select {
+		case handled <- string(m.Payload):
+		default:
+		}
+		return nil
+	})
+	tp.Cut()
+	sb, err := b.st.StartSession(ctx, "robbed", profileledger.Steal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.st.Message(ctx, "mailbox", []byte("while you were out")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // sequencing: the cut lasts a moment, well inside the 5 s TTL
+	tp.Heal()
+	select {
+	case got := <-handled:
+		if got != "while you were out" {
+			t.Errorf("handled %q", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("the message sent while the holder was cut off was not handled after it reconnected")
+	}
+	select {
+	case <-robbed.Done():
+	case <-ctx.Done():
+		t.Fatal("the session stolen while its holder was cut off is still live after it reconnected")
+	}
+	if !errors.Is(robbed.Err(), profileledger.ErrSessionLost) {
+		t.Errorf("robbed session ended with %v, want ErrSessionLost", robbed.Err())
+	}
+	if err := mailbox.Err(); err != nil {
+		t.Errorf("the mailbox session is over: %v", err)
+	}
+	if err := sb.End(ctx); err != nil {
+		t.Error(err)
+	}
+}

@@ -23,6 +23,10 @@ type HandoverRequest struct {
 	// finding it another's, ends its session as lost at once rather than
 	// at its next fenced append. No reply is sent.
 	Stolen bool `json:"stolen,omitempty"`
+	// Probe, when set, asks only whether the node holds the session: the
+	// reply's NotHeld answers, and nothing is handed over (NoWait's look
+	// behind a live node's lease).
+	Probe bool `json:"probe,omitempty"`
 }
 
 // HandoverReply is the holder's answer.
@@ -58,6 +62,24 @@ func RequestHandover(ctx context.Context, nc *nats.Conn, l Lease, from string) (
 		return HandoverReply{}, fmt.Errorf("lease: bad hand-over reply from %s: %w", l.Record.Node, err)
 	}
 	return r, nil
+}
+
+// ProbeHolder asks the node named in l whether it holds l's session,
+// without asking it to hand over. An error means no answer.
+func ProbeHolder(ctx context.Context, nc *nats.Conn, l Lease, from string) (held bool, err error) {
+	data, err := json.Marshal(HandoverRequest{Key: l.Key, Session: l.Record.Session, From: from, Probe: true})
+	if err != nil {
+		return false, err
+	}
+	m, err := nc.RequestWithContext(ctx, l.Record.Control, data)
+	if err != nil {
+		return false, fmt.Errorf("lease: probe of %s: %w", l.Record.Node, err)
+	}
+	var r HandoverReply
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return false, fmt.Errorf("lease: bad probe reply from %s: %w", l.Record.Node, err)
+	}
+	return !r.NotHeld, nil
 }
 
 // NotifyStolen tells the holder of l, best effort, that its lease was

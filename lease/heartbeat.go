@@ -142,11 +142,26 @@ func (h *Heartbeat) adopt(ctx context.Context) error {
 // Stop deletes the heartbeat: every lease still naming it is free for the
 // taking at once. A heartbeat that lapsed meanwhile is left as it is.
 func (h *Heartbeat) Stop(ctx context.Context) error {
-	del := nats.NewMsg(h.b.subject(HeartbeatKey(h.id)))
-	del.Header.Set("KV-Operation", "DEL")
-	_, err := h.b.js.PublishMsg(ctx, del, jetstream.WithExpectLastSequencePerSubject(h.rev))
-	if err != nil && !jserr.IsWrongLastSequence(err) {
-		return fmt.Errorf("lease: stop heartbeat %s: %w", h.id, err)
+	for range 2 {
+		if h.unsure {
+			if err := h.adopt(ctx); errors.Is(err, ErrLost) {
+				return nil // lapsed already
+			} else if err != nil {
+				return err
+			}
+			h.unsure = false
+		}
+		del := nats.NewMsg(h.b.subject(HeartbeatKey(h.id)))
+		del.Header.Set("KV-Operation", "DEL")
+		_, err := h.b.js.PublishMsg(ctx, del, jetstream.WithExpectLastSequencePerSubject(h.rev))
+		switch {
+		case err == nil:
+			return nil
+		case jserr.IsWrongLastSequence(err):
+			h.unsure = true // a beat whose reply was lost moved it: read, and again
+		default:
+			return fmt.Errorf("lease: stop heartbeat %s: %w", h.id, err)
+		}
 	}
 	return nil
 }

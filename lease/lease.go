@@ -154,6 +154,20 @@ func (b *Bucket) TTL() time.Duration { return b.ttl }
 
 func (b *Bucket) subject(key string) string { return "$KV." + b.bucket + "." + key }
 
+// Subject is the subject the lease of key is written on; Subject("*")
+// matches every profile's lease and no heartbeat.
+func (b *Bucket) Subject(key string) string { return b.subject(key) }
+
+// RecordOf reads a lease write seen on the bucket's subjects: the record,
+// and false if it is a deletion (a release, an expiry) or not a record.
+func RecordOf(h nats.Header, data []byte) (Record, bool) {
+	var r Record
+	if deleted(h) || json.Unmarshal(data, &r) != nil {
+		return Record{}, false
+	}
+	return r, true
+}
+
 // Get returns the live lease of key; ok is false if nobody holds it. The
 // returned revision is set even when ok is false (it is the revision a
 // create must replace, 0 if the key was never written).
@@ -185,7 +199,12 @@ func (b *Bucket) Acquire(ctx context.Context, key string, rec Record) (Lease, er
 		}
 		if held {
 			if cur.Record.Session == rec.Session {
-				return cur, nil // our own write whose ack was lost
+				if cur.Record.Holder == rec.Holder && cur.Record.Control == rec.Control {
+					return cur, nil // our own write whose ack was lost
+				}
+				// Ours, from an attempt under a heartbeat that lapsed
+				// since: name the live one.
+				return b.put(ctx, key, cur.Revision, rec)
 			}
 			return Lease{}, &HeldError{Current: cur}
 		}

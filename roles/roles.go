@@ -130,7 +130,9 @@ func For(store string, role Role) (Permissions, error) {
 	sub := []string{"_INBOX.>", "pl." + n.Store + ".ctl.>"}
 	if role == Holder || role == Admin {
 		pub = append(pub, writeSubjects(n)...)
-		sub = append(sub, n.Wake("*"), n.Inbox("*"))
+		// The inbox cues, and the writes of the store's leases (a
+		// holder lets go of a session whose lease another rewrote).
+		sub = append(sub, n.Wake("*"), n.Inbox("*"), "$KV."+n.Leases+".*")
 	}
 	if role == Admin {
 		for _, s := range streams {
