@@ -40,13 +40,20 @@ type life struct {
 	dead   bool      // under Store.mu: lapsed; its sessions are lost
 }
 
-// newLife starts a heartbeat under a fresh id.
-func (st *Store[T]) newLife(ctx context.Context) (*life, error) {
-	hb, err := st.leases.StartHeartbeat(ctx, uuid.NewString(), lease.NodeRecord{Node: st.cfg.node, Control: st.names.ControlAll(st.id)})
-	if err != nil {
-		return nil, err
+// newLife starts a heartbeat under a fresh id. denied is set when the
+// server refused this connection the write (a reader's rights): trying
+// again will not help.
+func (st *Store[T]) newLife(ctx context.Context) (lf *life, denied bool, err error) {
+	id := uuid.NewString()
+	ctx, stop := cancelOnDenied(ctx, st.nc, []string{lease.HeartbeatKey(id)})
+	hb, err := st.leases.StartHeartbeat(ctx, id, lease.NodeRecord{Node: st.cfg.node, Control: st.names.ControlAll(st.id)})
+	if cause := stop(); cause != nil {
+		return nil, true, cause
 	}
-	return &life{hb: hb, lastOK: time.Now()}, nil
+	if err != nil {
+		return nil, false, err
+	}
+	return &life{hb: hb, lastOK: time.Now()}, false, nil
 }
 
 // currentLife returns the live heartbeat incarnation new leases name,
@@ -76,9 +83,20 @@ func (st *Store[T]) currentLife(ctx context.Context) (*life, error) {
 		}
 		st.lifeStarting = true
 		st.mu.Unlock()
-		sctx, cancel := context.WithTimeout(ctx, leaseAttemptTimeout)
-		lf, err := st.newLife(sctx)
-		cancel()
+		// Like a lease, the heartbeat is tried until ctx ends (NATS
+		// unreachable or slow), unless the server refuses it outright.
+		var lf *life
+		var err error
+		for attempt := 0; ; attempt++ {
+			sctx, cancel := context.WithTimeout(ctx, leaseAttemptTimeout)
+			var denied bool
+			lf, denied, err = st.newLife(sctx)
+			cancel()
+			if err == nil || denied || st.isClosed() ||
+				!retry.Sleep(ctx, retry.Backoff(attempt+1, 10*time.Millisecond, time.Second)) {
+				break
+			}
+		}
 		st.mu.Lock()
 		st.lifeStarting = false
 		close(st.lifeReady) // waiters look again
