@@ -32,9 +32,13 @@ type benchEnv struct {
 	server  string // for people: "embedded" or the redacted URL
 	ns      *server.Server
 	dir     string
-	id      string // this run's id, in the names of its streams and buckets
-	version string // nats-server version
-	log     *slog.Logger
+	cluster *benchCluster // nil unless bench -cluster
+	// replicas is the replica count of every stream and bucket the run
+	// creates (3 on the cluster).
+	replicas int
+	id       string // this run's id, in the names of its streams and buckets
+	version  string // nats-server version
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	conns   []*nats.Conn
@@ -46,7 +50,7 @@ type benchEnv struct {
 func newBenchEnv(ctx context.Context, serverURL string, log *slog.Logger, progress io.Writer) (*benchEnv, error) {
 	id := make([]byte, 4)
 	rand.Read(id)
-	e := &benchEnv{id: hex.EncodeToString(id), log: log, stores: map[string]bool{}, buckets: map[string]bool{}}
+	e := &benchEnv{id: hex.EncodeToString(id), log: log, stores: map[string]bool{}, buckets: map[string]bool{}, replicas: 1}
 	if serverURL == "" {
 		dir, err := os.MkdirTemp("", "profileledger-bench-")
 		if err != nil {
@@ -71,6 +75,30 @@ func newBenchEnv(ctx context.Context, serverURL string, log *slog.Logger, progre
 	return e, nil
 }
 
+// newClusterEnv starts an embedded 3-node cluster (file storage in a
+// temporary directory, removed at the end) whose streams and buckets are
+// R3. Server logs go to serverLog (nil for none).
+func newClusterEnv(ctx context.Context, log *slog.Logger, progress, serverLog io.Writer) (*benchEnv, error) {
+	id := make([]byte, 4)
+	rand.Read(id)
+	e := &benchEnv{id: hex.EncodeToString(id), log: log, stores: map[string]bool{}, buckets: map[string]bool{}, replicas: clusterSize}
+	t0 := time.Now()
+	c, err := startCluster(ctx, serverLog)
+	if err != nil {
+		return nil, err
+	}
+	e.cluster, e.url, e.server = c, c.urls(), fmt.Sprintf("embedded %d-node cluster", clusterSize)
+	fmt.Fprintf(progress, "bench          embedded %d-node cluster at %s, store in %s (removed at the end), ready in %v\n",
+		clusterSize, e.url, c.dir, time.Since(t0).Round(time.Millisecond))
+	nc, _, err := e.connect("probe")
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.version = nc.ConnectedServerVersion()
+	return e, nil
+}
+
 // redactURL hides a password in u.
 func redactURL(u string) string {
 	p, err := url.Parse(u)
@@ -82,9 +110,23 @@ func redactURL(u string) string {
 
 // connect opens a connection that close closes.
 func (e *benchEnv) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(e.url, nats.Name("profileledger-bench-"+name))
+	return e.connectURL(name, e.url, e.server)
+}
+
+// connectTo opens a connection to member i of the cluster (it may
+// reconnect to another member if that one goes away).
+func (e *benchEnv) connectTo(name string, i int) (*nats.Conn, jetstream.JetStream, error) {
+	u := e.cluster.url(i)
+	if u == "" {
+		return nil, nil, fmt.Errorf("connect to cluster member %d: it is down", i+1)
+	}
+	return e.connectURL(name, u, fmt.Sprintf("cluster member %d", i+1))
+}
+
+func (e *benchEnv) connectURL(name, url, what string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Name("profileledger-bench-"+name))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", e.server, err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", what, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -108,7 +150,7 @@ func (e *benchEnv) openStore(ctx context.Context, js jetstream.JetStream, s, nod
 	e.mu.Unlock()
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	opts = append([]profileledger.Option{profileledger.WithLogger(e.log), profileledger.WithNode(node)}, opts...)
+	opts = append([]profileledger.Option{profileledger.WithLogger(e.log), profileledger.WithNode(node), profileledger.WithReplicas(e.replicas)}, opts...)
 	return profileledger.Open(octx, js, name, tmpl, opts...)
 }
 
@@ -118,7 +160,7 @@ func (e *benchEnv) keyValue(ctx context.Context, js jetstream.JetStream, b strin
 	e.mu.Lock()
 	e.buckets[name] = true
 	e.mu.Unlock()
-	return js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, History: 1, Storage: jetstream.FileStorage})
+	return js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, History: 1, Storage: jetstream.FileStorage, Replicas: e.replicas})
 }
 
 // closeStore closes st, giving its sessions time to end.
@@ -141,6 +183,10 @@ func (e *benchEnv) close() {
 	if e.ns != nil {
 		embedded.Stop(e.ns)
 		os.RemoveAll(e.dir)
+		return
+	}
+	if e.cluster != nil {
+		e.cluster.close()
 		return
 	}
 	if len(e.stores) == 0 && len(e.buckets) == 0 {
@@ -196,9 +242,13 @@ func (e *benchEnv) machine() Machine {
 		NATSServer: e.version, Server: e.server, Storage: "file", Sync: "the server's",
 		Notes: "a separate server (file storage): its CPU and heap are not this process's",
 	}
-	if e.ns != nil {
+	switch {
+	case e.ns != nil:
 		m.Sync = "default interval (2 min)"
 		m.Notes = "embedded server, file storage in a temporary directory: it shares this process's CPUs and heap"
+	case e.cluster != nil:
+		m.Storage, m.Sync = fmt.Sprintf("file, R%d", e.replicas), "default interval (2 min)"
+		m.Notes = fmt.Sprintf("%d embedded servers routed over loopback, file storage in a temporary directory, streams and buckets R%d: they share this process's CPUs and heap", clusterSize, e.replicas)
 	}
 	return m
 }

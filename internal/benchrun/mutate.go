@@ -57,30 +57,41 @@ func benchMutateVsRaw(ctx context.Context, r *benchRun, _ func(string) bool) ([]
 	if err != nil {
 		return nil, err
 	}
-	st, err := r.env.openStore(ctx, js, "mutate", "bench", newBenchProfile(512))
+	res, err := mutateVsRaw(ctx, r, js, "mutate_p50_vs_raw", "")
 	if err != nil {
 		return nil, err
+	}
+	return []Result{res}, nil
+}
+
+// mutateVsRaw measures result name (mutate_p50_vs_raw or its cluster
+// twin) on js; where ends the note ("" or "; ..." saying where js is
+// connected).
+func mutateVsRaw(ctx context.Context, r *benchRun, js jetstream.JetStream, name, where string) (Result, error) {
+	st, err := r.env.openStore(ctx, js, "mutate", "bench", newBenchProfile(512))
+	if err != nil {
+		return Result{}, err
 	}
 	defer closeStore(st)
 	const key = "p50"
 	s, err := st.StartSession(ctx, key)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	n := 0
 	mutate := func(ctx context.Context) (time.Duration, error) {
 		n++
-		name := fmt.Sprintf("%0256d", n)
+		v := fmt.Sprintf("%0256d", n)
 		t0 := time.Now()
-		err := s.Mutate(ctx, "name.changed", func(p *benchProfile) error { p.Name = name; return nil })
+		err := s.Mutate(ctx, "name.changed", func(p *benchProfile) error { p.Name = v; return nil })
 		return time.Since(t0), err
 	}
 	if _, err := mutate(ctx); err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	data, err := lastEventBytes(ctx, js, st, key)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	subject := eventSubject(st, "raw")
 	var last uint64
@@ -97,11 +108,11 @@ func benchMutateVsRaw(ctx context.Context, r *benchRun, _ func(string) bool) ([]
 	}
 	ls, err := alternate(ctx, 50, r.size.Samples, sampler{"mutate", mutate}, sampler{"raw", raw})
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
-	return []Result{result("mutate_p50_vs_raw", ls[0].µs(0.5), UnitMicros, ls[1].µs(0.5),
-		"Mutate %s, %.0f µs process CPU during each; raw publish %s, %.0f µs during each; %d samples each, alternating; event %d bytes",
-		ls[0].summary(), ls[0].cpuEach(), ls[1].summary(), ls[1].cpuEach(), len(ls[0].latencies), len(data))}, nil
+	return result(name, ls[0].µs(0.5), UnitMicros, ls[1].µs(0.5),
+		"Mutate %s, %.0f µs process CPU during each; raw publish %s, %.0f µs during each; %d samples each, alternating; event %d bytes%s",
+		ls[0].summary(), ls[0].cpuEach(), ls[1].summary(), ls[1].cpuEach(), len(ls[0].latencies), len(data), where), nil
 }
 
 // benchMutateVsKV: mutate_tput_vs_diy_kv. One goroutine's Mutate (coins+1)

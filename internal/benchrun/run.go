@@ -35,6 +35,10 @@ type Size struct {
 	// export_vs_raw_read at each of three sizes, of DupesEvents events each.
 	DupesProfiles [3]int
 	DupesEvents   int
+	// ClusterKills is the node kills of cluster_takeover_after_node_kill
+	// (each costs a raft election, 4 to 9 s, and all but the last a
+	// restart).
+	ClusterKills int
 }
 
 // DefaultSize is the bench's default size: about 50 s on a 2-core machine.
@@ -44,6 +48,7 @@ var DefaultSize = Size{
 	Crashers: 8, CrashRounds: 3, LeaseTTL: time.Second, IdleSessions: 10000,
 	Messages: 2000, Burst: 1000, Bursts: 5,
 	DupesProfiles: [3]int{250, 500, 1000}, DupesEvents: 100,
+	ClusterKills: 3,
 }
 
 // QuickSize is the bench's small size (-quick): about 10 s.
@@ -53,6 +58,7 @@ var QuickSize = Size{
 	Crashers: 4, CrashRounds: 1, LeaseTTL: time.Second, IdleSessions: 1000,
 	Messages: 200, Burst: 200, Bursts: 2,
 	DupesProfiles: [3]int{50, 100, 200}, DupesEvents: 50,
+	ClusterKills: 1,
 }
 
 // Fixed by the figures' definitions.
@@ -70,6 +76,11 @@ type Config struct {
 	// On a running server the run creates streams and buckets named
 	// PL_bench<id>-... and PLBENCH<id>_..., and deletes them at the end.
 	Server string
+	// Cluster runs the cluster scenarios (results named cluster_*) instead
+	// of the others, on an embedded 3-node cluster this run starts (file
+	// storage in a temporary directory, removed at the end), with R3
+	// streams and buckets. It cannot be combined with Server.
+	Cluster bool
 	// Only names the results to measure; nil measures all of them.
 	Only map[string]bool
 	// CPUProfile, if set, is the file to write a CPU profile of the
@@ -132,7 +143,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	start := time.Now()
-	env, err := newBenchEnv(ctx, cfg.Server, log, progress)
+	scenarios := benchScenarios
+	var env *benchEnv
+	var err error
+	if cfg.Cluster {
+		if cfg.Server != "" {
+			return nil, errors.New("bench: the cluster scenarios run on a cluster of their own, not on a running server")
+		}
+		scenarios = clusterScenarios
+		env, err = newClusterEnv(ctx, log, progress, nil)
+	} else {
+		env, err = newBenchEnv(ctx, cfg.Server, log, progress)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +175,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	want := func(name string) bool { return cfg.Only == nil || cfg.Only[name] }
 	var errs []error
-	for _, sc := range benchScenarios {
+	for _, sc := range scenarios {
 		if !slices.ContainsFunc(sc.results, want) {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // benchSpec is one result bench can report: what it measures, against
@@ -62,7 +63,21 @@ var benchSpecs = []benchSpec{
 	{"export_vs_raw_read", "events per second through export (JSON Lines to io.Discard), 100,000 events",
 		"raw ordered consumer", benchTarget{"ratio ≥ 0.5", true, false, 0.5}},
 	{"dupes_100k_events_s", "dupes over 1,000 profiles and 100,000 events (the note: three sizes, for linear growth)", "", benchTarget{text: "report"}},
+	// bench -cluster: an embedded 3-node cluster, R3 streams and buckets.
+	{"cluster_mutate_p50_vs_raw", "R3: durable Mutate p50, one session, 256-byte change",
+		"raw R3 publish p50", benchTarget{"ratio ≤ 1.3", true, true, 1.3}},
+	{"cluster_trade_p50_ms", "R3: atomic two-profile Trade p50",
+		"Mutate p50", benchTarget{text: "report"}},
+	{"cluster_handover_p99_ms", "R3: hand-over to a live holder on another member, p99",
+		"", benchTarget{"≤ 50 ms", false, true, 50}},
+	{"cluster_takeover_dead_vs_ttl", "R3: take-over from a crashed holder (connection closed), p50",
+		"lease TTL", benchTarget{"ratio ≤ 1.2", true, true, 1.2}},
+	{"cluster_takeover_after_node_kill", "R3: kill the member leading the stream (its holder dies with it) to a contender on another member writing, p50",
+		"lease TTL", benchTarget{text: "report"}},
 }
+
+// isClusterResult says whether a result is one of bench -cluster's.
+func isClusterResult(name string) bool { return strings.HasPrefix(name, "cluster_") }
 
 func benchSpecOf(name string) *benchSpec {
 	if i := specIndex(name); i < len(benchSpecs) {
@@ -88,6 +103,7 @@ type Spec struct {
 	What     string // what it measures
 	Baseline string // what its ratio compares it with; "" for none
 	Target   string // in words; "report" for none
+	Cluster  bool   // measured by a cluster run (Config.Cluster) only
 }
 
 // Specs returns every result a run can report, in the order a report
@@ -95,7 +111,7 @@ type Spec struct {
 func Specs() []Spec {
 	out := make([]Spec, len(benchSpecs))
 	for i, s := range benchSpecs {
-		out[i] = Spec{Name: s.name, What: s.what, Baseline: s.baseline, Target: s.target.text}
+		out[i] = Spec{Name: s.name, What: s.what, Baseline: s.baseline, Target: s.target.text, Cluster: isClusterResult(s.name)}
 	}
 	return out
 }
@@ -124,6 +140,16 @@ var benchScenarios = []benchScenario{
 	{"trade", []string{"trade_tput"}, benchTrade},
 	{"messages", []string{"message_delivery_p50_us", "message_delivery_p99_us", "message_handled_tput"}, benchMessages},
 	{"investigate", []string{"export_vs_raw_read", "dupes_100k_events_s"}, benchInvestigate},
+}
+
+// clusterScenarios are bench -cluster's, in this order: the node kill
+// last, so that the others run on three healthy members.
+var clusterScenarios = []benchScenario{
+	{"cluster: mutate vs raw publish", []string{"cluster_mutate_p50_vs_raw"}, clusterMutateVsRaw},
+	{"cluster: trade", []string{"cluster_trade_p50_ms"}, clusterTrade},
+	{"cluster: hand-over", []string{"cluster_handover_p99_ms"}, clusterHandover},
+	{"cluster: take-over", []string{"cluster_takeover_dead_vs_ttl"}, clusterTakeover},
+	{"cluster: node kill", []string{"cluster_takeover_after_node_kill"}, clusterNodeKill},
 }
 
 // benchRun is what scenarios share.
