@@ -65,9 +65,15 @@ func handover(ctx context.Context, r *benchRun, jss []jetstream.JetStream, name,
 		return Result{}, err
 	}
 	ms := func(q float64) float64 { return ls[0].µs(q) / 1e3 }
+	slow := 0
+	for _, d := range ls[0].latencies {
+		if d > 100*time.Millisecond {
+			slow++
+		}
+	}
 	return result(name, ms(0.99), UnitMillis, 0,
-		"p50 %.2f ms, p90 %.2f ms, max %.2f ms; %d hand-overs between two Stores on %s, each followed by one mutation",
-		ms(0.5), ms(0.9), ms(1), len(ls[0].latencies), where), nil
+		"p50 %.2f ms, p90 %.2f ms, max %.2f ms, %d over 100 ms; %d hand-overs between two Stores on %s, each followed by one mutation",
+		ms(0.5), ms(0.9), ms(1), slow, len(ls[0].latencies), where), nil
 }
 
 // benchTakeover: takeover_dead_vs_ttl. Holders, each a Store on its own
