@@ -35,7 +35,8 @@ opens every store with WithReplicas(3) and makes every baseline stream R3.
 Clients connect to members that follow the store's stream, so every
 append crosses a route, as it does for two clients in three; each note
 says where. Its node kill resets the victim's routes before it stops, as
-a crash does, and costs a raft election (4 to 9 s) per kill.
+a crash does, and costs a raft election (4 to 9 s) per kill: -cluster
+takes 1.5 to 3 minutes, -cluster -quick about 15 s.
 
 The default size takes about 50 s on a 2-core machine, -quick about 10 s
 (its histories and session counts are smaller: each row's note gives the

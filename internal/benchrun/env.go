@@ -110,6 +110,9 @@ func redactURL(u string) string {
 
 // connect opens a connection that close closes.
 func (e *benchEnv) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
+	if e.cluster != nil { // the running members: a restarted one has a new port
+		return e.connectURL(name, e.cluster.urls(), e.server)
+	}
 	return e.connectURL(name, e.url, e.server)
 }
 
