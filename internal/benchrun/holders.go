@@ -168,7 +168,13 @@ func takeover(ctx context.Context, r *benchRun, js jetstream.JetStream, connect 
 		}
 	}
 	s := func(q float64) float64 { return ds.µs(q) / 1e6 }
+	late := 0 // past the TTL by more than half of it
+	for _, d := range ds {
+		if d > ttl*3/2 {
+			late++
+		}
+	}
 	return result(name, s(0.5), UnitSeconds, ttl.Seconds(),
-		"min %.3f s, max %.3f s (ratio %.2f); %d crashes (%d rounds of %d holders, each on its own connection), lease TTL %v%s",
-		s(0), s(1), s(1)/ttl.Seconds(), len(ds), r.size.CrashRounds, r.size.Crashers, ttl, where), nil
+		"min %.3f s, max %.3f s (ratio %.2f), %d over 1.5 TTL; %d crashes (%d rounds of %d holders, each on its own connection), lease TTL %v%s",
+		s(0), s(1), s(1)/ttl.Seconds(), late, len(ds), r.size.CrashRounds, r.size.Crashers, ttl, where), nil
 }
