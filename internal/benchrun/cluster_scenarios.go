@@ -206,8 +206,8 @@ func clusterNodeKill(ctx context.Context, r *benchRun, _ func(string) bool) ([]R
 	}
 	s := func(q float64) float64 { return ds.µs(q) / 1e6 }
 	return []Result{result("cluster_takeover_after_node_kill", s(0.5), UnitSeconds, ttl.Seconds(),
-		"min %.3f s, max %.3f s (ratio %.2f); %d kills, lease TTL %v; nats-server elects a new raft leader 4 to 9 s after losing the old one; StartSession attempts, each bounded by %v: %d; %s",
-		s(0), s(1), s(1)/ttl.Seconds(), len(ds), ttl, max(2*time.Second, 2*ttl), tries, strings.Join(where, "; "))}, nil
+		"min %.3f s, max %.3f s (ratio %.2f); %d kills, lease TTL %v; nats-server elects a new raft leader 4 to 9 s after losing the old one; StartSession attempts, each bounded by %v, %v apart: %d; %s",
+		s(0), s(1), s(1)/ttl.Seconds(), len(ds), ttl, max(2*time.Second, 2*ttl), killRetryPause, tries, strings.Join(where, "; "))}, nil
 }
 
 // killOnce is one round of clusterNodeKill: it returns the time from the
@@ -277,7 +277,9 @@ func killOnce(ctx context.Context, r *benchRun, round, victim, survivor int, ttl
 			*tries += attempts
 			break
 		}
-		if sctx.Err() != nil {
+		// A fast failure (no stream leader yet) is tried again after a
+		// pause, not at once.
+		if sctx.Err() != nil || sleepCtx(sctx, killRetryPause) != nil {
 			return 0, "", fmt.Errorf("take over %s after the kill (%d attempts): %w", key, attempts, err)
 		}
 	}
@@ -290,6 +292,10 @@ func killOnce(ctx context.Context, r *benchRun, round, victim, survivor int, ttl
 	}
 	return d, leases, s.End(ctx)
 }
+
+// killRetryPause is the contender's pause between StartSession attempts
+// after a node kill.
+const killRetryPause = 50 * time.Millisecond
 
 // sleepCtx sleeps for d or until ctx ends.
 func sleepCtx(ctx context.Context, d time.Duration) error {
