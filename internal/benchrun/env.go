@@ -90,13 +90,52 @@ func newClusterEnv(ctx context.Context, log *slog.Logger, progress, serverLog io
 	e.cluster, e.url, e.server = c, c.urls(), fmt.Sprintf("embedded %d-node cluster", clusterSize)
 	fmt.Fprintf(progress, "bench          embedded %d-node cluster at %s, store in %s (removed at the end), ready in %v\n",
 		clusterSize, e.url, c.dir, time.Since(t0).Round(time.Millisecond))
-	nc, _, err := e.connect("probe")
+	nc, js, err := e.connect("probe")
+	if err == nil {
+		err = waitR3(ctx, js, "PLBENCH"+e.id+"_READY")
+	}
 	if err != nil {
 		e.close()
 		return nil, err
 	}
 	e.version = nc.ConnectedServerVersion()
+	fmt.Fprintf(progress, "bench          R3 streams can be created and written after %v\n", time.Since(t0).Round(time.Millisecond))
 	return e, nil
+}
+
+// waitR3 creates an R3 stream named name, publishes to it and deletes it,
+// each step bounded by a few seconds and the whole tried again until it
+// works or clusterReadyTimeout passes. A cluster whose meta group has just
+// formed can still lose a request to create a stream (seen once: a
+// store's Open waited 30 s for its stream): the scenarios start after
+// this has worked.
+func waitR3(ctx context.Context, js jetstream.JetStream, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, clusterReadyTimeout)
+	defer cancel()
+	subject := "plbench.ready." + name
+	try := func() error {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := js.CreateOrUpdateStream(actx, jetstream.StreamConfig{Name: name, Subjects: []string{subject}, Replicas: clusterSize, Storage: jetstream.FileStorage}); err != nil {
+			return err
+		}
+		if _, err := js.Publish(actx, subject, []byte("ready")); err != nil {
+			return err
+		}
+		return js.DeleteStream(actx, name)
+	}
+	for {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("cluster: no R3 stream could be created and written: %w", err)
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("cluster: no R3 stream could be created and written: %w", err)
+		}
+	}
 }
 
 // redactURL hides a password in u.
