@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ var tinyBenchSize = benchrun.Size{
 	Messages: 20, Burst: 20, Bursts: 1,
 	DupesProfiles: [3]int{4, 8, 16}, DupesEvents: 10,
 	ProjectorProfiles: 8, ProjectorEvents: 20, ProjectorRounds: 1, LagLoad: 200 * time.Millisecond, CrashedProfiles: 3,
+	ClusterKills: 1,
 }
 
 // useTinyBench makes -quick run tinyBenchSize for the rest of the test.
@@ -121,6 +123,68 @@ func TestBenchQuickRuns(t *testing.T) {
 	}
 }
 
+// clusterResultNames are the results of bench -cluster (issue 14).
+var clusterResultNames = []string{
+	"cluster_mutate_p50_vs_raw", "cluster_trade_p50_ms", "cluster_handover_p99_ms",
+	"cluster_takeover_dead_vs_ttl", "cluster_takeover_after_node_kill",
+}
+
+// TestBenchClusterReportsEveryClusterFigure runs bench -cluster -quick end
+// to end: a 3-node cluster, R3 stores, one node kill (a raft election,
+// 4 to 9 s, which is most of its 10 to 20 s). Every cluster result must
+// be there once, with a finite positive value, a ratio where it has a
+// baseline, and nothing else.
+func TestBenchClusterReportsEveryClusterFigure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a node kill costs a raft election (4 to 9 s)")
+	}
+	useTinyBench(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	code, stdout, stderr := run(t, ctx, "bench", "-cluster", "-quick", "-json")
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	var rep benchrun.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("stdout is not one JSON report: %v\n%s", err, stdout)
+	}
+	if !strings.Contains(rep.Machine.Server, "3-node cluster") || !strings.Contains(rep.Machine.Storage, "R3") {
+		t.Errorf("machine says server %q, storage %q: want a 3-node cluster, R3", rep.Machine.Server, rep.Machine.Storage)
+	}
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		if seen[r.Name] {
+			t.Errorf("result %q twice", r.Name)
+		}
+		seen[r.Name] = true
+		if !strings.HasPrefix(r.Name, "cluster_") {
+			t.Errorf("result %q in a cluster run", r.Name)
+		}
+		if r.Value <= 0 || math.IsInf(r.Value, 0) || math.IsNaN(r.Value) {
+			t.Errorf("%s: value %v, want a finite positive number", r.Name, r.Value)
+		}
+		if r.Baseline != "" && (r.Ratio == nil || *r.Ratio <= 0 || math.IsInf(*r.Ratio, 0)) {
+			t.Errorf("%s: baseline %q but ratio %v", r.Name, r.Baseline, r.Ratio)
+		}
+		if r.Note == "" {
+			t.Errorf("%s: no note", r.Name)
+		}
+	}
+	for _, name := range clusterResultNames {
+		if !seen[name] {
+			t.Errorf("result %q missing", name)
+		}
+	}
+	// A take-over waits for the lease at least: a value under the TTL
+	// would be a clock that measured nothing.
+	for _, r := range rep.Results {
+		if strings.HasPrefix(r.Name, "cluster_takeover") && r.Ratio != nil && *r.Ratio < 0.5 {
+			t.Errorf("%s: %v s is under half the lease TTL", r.Name, r.Value)
+		}
+	}
+}
+
 func TestBenchOnlyPrintsATableOfTheNamedResults(t *testing.T) {
 	useTinyBench(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -152,6 +216,10 @@ func TestBenchUsageErrorsExitWithTwo(t *testing.T) {
 		{"too few sessions", []string{"-sessions", "3"}, "-sessions 3: must be at least 16"},
 		{"negative round", []string{"-round", "-1s"}, "-round -1s: must be positive"},
 		{"stray argument", []string{"-quick", "extra"}, `unexpected argument "extra"`},
+		{"cluster and server", []string{"-cluster", "-server", "nats://127.0.0.1:4222"}, "-cluster starts a cluster of its own"},
+		{"cluster result without -cluster", []string{"-only", "cluster_trade_p50_ms"}, "cluster_trade_p50_ms is measured on a cluster: add -cluster"},
+		{"single-server result with -cluster", []string{"-cluster", "-only", "trade_tput"}, "trade_tput is not measured on a cluster: drop -cluster"},
+		{"no kills", []string{"-cluster", "-kills", "-1"}, "-kills -1: must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

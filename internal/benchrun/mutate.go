@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/profileledger/profileledger"
+	"github.com/profileledger/profileledger/internal/jserr"
 	"github.com/profileledger/profileledger/internal/keys"
 	"github.com/profileledger/profileledger/internal/names"
 )
@@ -57,51 +58,112 @@ func benchMutateVsRaw(ctx context.Context, r *benchRun, _ func(string) bool) ([]
 	if err != nil {
 		return nil, err
 	}
-	st, err := r.env.openStore(ctx, js, "mutate", "bench", newBenchProfile(512))
+	res, err := mutateVsRaw(ctx, r, js, "mutate_p50_vs_raw", "")
 	if err != nil {
 		return nil, err
+	}
+	return []Result{res}, nil
+}
+
+// mutateVsRaw measures result name (mutate_p50_vs_raw or its cluster
+// twin) on js; where ends the note ("" or "; ..." saying where js is
+// connected).
+func mutateVsRaw(ctx context.Context, r *benchRun, js jetstream.JetStream, name, where string) (Result, error) {
+	st, err := r.env.openStore(ctx, js, "mutate", "bench", newBenchProfile(512))
+	if err != nil {
+		return Result{}, err
 	}
 	defer closeStore(st)
 	const key = "p50"
 	s, err := st.StartSession(ctx, key)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	n := 0
 	mutate := func(ctx context.Context) (time.Duration, error) {
 		n++
-		name := fmt.Sprintf("%0256d", n)
+		v := fmt.Sprintf("%0256d", n)
 		t0 := time.Now()
-		err := s.Mutate(ctx, "name.changed", func(p *benchProfile) error { p.Name = name; return nil })
+		err := s.Mutate(ctx, "name.changed", func(p *benchProfile) error { p.Name = v; return nil })
 		return time.Since(t0), err
 	}
 	if _, err := mutate(ctx); err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	data, err := lastEventBytes(ctx, js, st, key)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	subject := eventSubject(st, "raw")
 	var last uint64
+	recovered := 0
 	raw := func(ctx context.Context) (time.Duration, error) {
 		id := uuid.NewString()
 		t0 := time.Now()
 		ack, err := js.Publish(ctx, subject, data, jetstream.WithExpectLastSequencePerSubject(last), jetstream.WithMsgID(id))
+		if jserr.IsWrongLastSequence(err) && recovered < maxRawRecoveries {
+			// Seen once on a loaded 3-node cluster (cause not found):
+			// the subject's last sequence was not the one our last
+			// acknowledged publish returned. Do what Mutate's append
+			// does then: ask the leader, and publish again (the
+			// sample's time includes it; the note counts these).
+			recovered++
+			if last, err = leaderLast(ctx, js, storeNames(st).Stream, subject); err == nil {
+				ack, err = js.Publish(ctx, subject, data, jetstream.WithExpectLastSequencePerSubject(last), jetstream.WithMsgID(id))
+			}
+		}
 		d := time.Since(t0)
 		if err != nil {
-			return d, err
+			return d, fmt.Errorf("raw publish: %w", err)
 		}
 		last = ack.Sequence
 		return d, nil
 	}
 	ls, err := alternate(ctx, 50, r.size.Samples, sampler{"mutate", mutate}, sampler{"raw", raw})
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
-	return []Result{result("mutate_p50_vs_raw", ls[0].µs(0.5), UnitMicros, ls[1].µs(0.5),
-		"Mutate %s, %.0f µs process CPU during each; raw publish %s, %.0f µs during each; %d samples each, alternating; event %d bytes",
-		ls[0].summary(), ls[0].cpuEach(), ls[1].summary(), ls[1].cpuEach(), len(ls[0].latencies), len(data))}, nil
+	if recovered > 0 {
+		where += fmt.Sprintf("; %d raw publishes answered wrong last sequence and were published again", recovered)
+	}
+	return result(name, ls[0].µs(0.5), UnitMicros, ls[1].µs(0.5),
+		"Mutate %s, %.0f µs process CPU during each; raw publish %s, %.0f µs during each; %d samples each, alternating; event %d bytes%s",
+		ls[0].summary(), ls[0].cpuEach(), ls[1].summary(), ls[1].cpuEach(), len(ls[0].latencies), len(data), where), nil
+}
+
+// maxRawRecoveries bounds the raw publishes mutateVsRaw publishes again:
+// more would say the baseline is not measuring a publish.
+const maxRawRecoveries = 10
+
+// leaderLast returns the sequence of the last message on subject as the
+// stream's leader knows it (0 if none): a direct get may be answered by a
+// replica that is behind.
+func leaderLast(ctx context.Context, js jetstream.JetStream, stream, subject string) (uint64, error) {
+	req, err := json.Marshal(map[string]string{"last_by_subj": subject})
+	if err != nil {
+		return 0, err
+	}
+	m, err := js.Conn().RequestWithContext(ctx, names.APIPrefix(js)+"STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return 0, fmt.Errorf("last of %s: %w", subject, err)
+	}
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	switch err := json.Unmarshal(m.Data, &resp); {
+	case err != nil:
+		return 0, fmt.Errorf("last of %s: %w", subject, err)
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return 0, nil
+	case resp.Error != nil:
+		return 0, fmt.Errorf("last of %s: %w", subject, resp.Error)
+	case resp.Message == nil:
+		return 0, fmt.Errorf("last of %s: empty answer", subject)
+	}
+	return resp.Message.Seq, nil
 }
 
 // benchMutateVsKV: mutate_tput_vs_diy_kv. One goroutine's Mutate (coins+1)

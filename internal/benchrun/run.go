@@ -47,6 +47,10 @@ type Size struct {
 	LagLoad time.Duration
 	// CrashedProfiles are the snapshotter_* profiles per store.
 	CrashedProfiles int
+	// ClusterKills is the node kills of cluster_takeover_after_node_kill
+	// (each costs a raft election, 4 to 9 s, and all but the last a
+	// restart).
+	ClusterKills int
 }
 
 // DefaultSize is the bench's default size: about 50 s on a 2-core machine.
@@ -58,6 +62,7 @@ var DefaultSize = Size{
 	Messages: 2000, Burst: 1000, Bursts: 5,
 	DupesProfiles: [3]int{250, 500, 1000}, DupesEvents: 100,
 	ProjectorProfiles: 200, ProjectorEvents: 100, ProjectorRounds: 3, LagLoad: 3 * time.Second, CrashedProfiles: 40,
+	ClusterKills: 3,
 }
 
 // QuickSize is the bench's small size (-quick): about 10 s.
@@ -69,6 +74,7 @@ var QuickSize = Size{
 	Messages: 200, Burst: 200, Bursts: 2,
 	DupesProfiles: [3]int{50, 100, 200}, DupesEvents: 50,
 	ProjectorProfiles: 50, ProjectorEvents: 100, ProjectorRounds: 2, LagLoad: time.Second, CrashedProfiles: 10,
+	ClusterKills: 1,
 }
 
 // Fixed by the figures' definitions.
@@ -89,6 +95,11 @@ type Config struct {
 	// Connect are the options of every connection to Server (credentials,
 	// TLS); unused with the embedded server.
 	Connect []nats.Option
+	// Cluster runs the cluster scenarios (results named cluster_*) instead
+	// of the others, on an embedded 3-node cluster this run starts (file
+	// storage in a temporary directory, removed at the end), with R3
+	// streams and buckets. It cannot be combined with Server.
+	Cluster bool
 	// Only names the results to measure; nil measures all of them.
 	Only map[string]bool
 	// CPUProfile, if set, is the file to write a CPU profile of the
@@ -151,7 +162,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	start := time.Now()
-	env, err := newBenchEnv(ctx, cfg.Server, cfg.Connect, log, progress)
+	scenarios := benchScenarios
+	var env *benchEnv
+	var err error
+	if cfg.Cluster {
+		if cfg.Server != "" {
+			return nil, errors.New("bench: the cluster scenarios run on a cluster of their own, not on a running server")
+		}
+		scenarios = clusterScenarios
+		env, err = newClusterEnv(ctx, log, progress, nil)
+	} else {
+		env, err = newBenchEnv(ctx, cfg.Server, cfg.Connect, log, progress)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +194,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	want := func(name string) bool { return cfg.Only == nil || cfg.Only[name] }
 	var errs []error
-	for _, sc := range benchScenarios {
+	for _, sc := range scenarios {
 		if !slices.ContainsFunc(sc.results, want) {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // benchSpec is one result bench can report: what it measures, against
@@ -76,7 +77,21 @@ var benchSpecs = []benchSpec{
 	{"snapshotter_start_after_crash_vs_without", "StartSession p50 of a profile whose holder crashed after 255 events, the snapshotter (every 64) run",
 		"the same without the snapshotter", benchTarget{text: "report"}},
 	{"dupes_100k_events_s", "dupes over 1,000 profiles and 100,000 events (the note: three sizes, for linear growth)", "", benchTarget{text: "report"}},
+	// bench -cluster: an embedded 3-node cluster, R3 streams and buckets.
+	{"cluster_mutate_p50_vs_raw", "R3: durable Mutate p50, one session, 256-byte change",
+		"raw R3 publish p50", benchTarget{"ratio ≤ 1.3", true, true, 1.3}},
+	{"cluster_trade_p50_ms", "R3: atomic two-profile Trade p50",
+		"Mutate p50", benchTarget{text: "report"}},
+	{"cluster_handover_p99_ms", "R3: hand-over to a live holder on another member, p99",
+		"", benchTarget{text: "report (one server's: ≤ 50 ms)"}},
+	{"cluster_takeover_dead_vs_ttl", "R3: take-over from a crashed holder (connection closed), p50",
+		"lease TTL", benchTarget{text: "report (one server's: ratio ≤ 1.2)"}},
+	{"cluster_takeover_after_node_kill", "R3: kill the member leading the stream (its holder dies with it) to a contender on another member writing, p50",
+		"lease TTL", benchTarget{text: "report"}},
 }
+
+// isClusterResult says whether a result is one of bench -cluster's.
+func isClusterResult(name string) bool { return strings.HasPrefix(name, "cluster_") }
 
 func benchSpecOf(name string) *benchSpec {
 	if i := specIndex(name); i < len(benchSpecs) {
@@ -102,6 +117,7 @@ type Spec struct {
 	What     string // what it measures
 	Baseline string // what its ratio compares it with; "" for none
 	Target   string // in words; "report" for none
+	Cluster  bool   // measured by a cluster run (Config.Cluster) only
 }
 
 // Specs returns every result a run can report, in the order a report
@@ -109,7 +125,7 @@ type Spec struct {
 func Specs() []Spec {
 	out := make([]Spec, len(benchSpecs))
 	for i, s := range benchSpecs {
-		out[i] = Spec{Name: s.name, What: s.what, Baseline: s.baseline, Target: s.target.text}
+		out[i] = Spec{Name: s.name, What: s.what, Baseline: s.baseline, Target: s.target.text, Cluster: isClusterResult(s.name)}
 	}
 	return out
 }
@@ -142,6 +158,16 @@ var benchScenarios = []benchScenario{
 	{"projector throughput", []string{"projector_tput_vs_raw_consume"}, benchProjectorTput},
 	{"projector lag", []string{"projector_lag_p99_ms"}, benchProjectorLag},
 	{"snapshotter gain", []string{"snapshotter_cold_get_vs_without", "snapshotter_start_after_crash_vs_without"}, benchSnapshotterGain},
+}
+
+// clusterScenarios are bench -cluster's, in this order: the node kill
+// last, so that the others run on three healthy members.
+var clusterScenarios = []benchScenario{
+	{"cluster: mutate vs raw publish", []string{"cluster_mutate_p50_vs_raw"}, clusterMutateVsRaw},
+	{"cluster: trade", []string{"cluster_trade_p50_ms"}, clusterTrade},
+	{"cluster: hand-over", []string{"cluster_handover_p99_ms"}, clusterHandover},
+	{"cluster: take-over", []string{"cluster_takeover_dead_vs_ttl"}, clusterTakeover},
+	{"cluster: node kill", []string{"cluster_takeover_after_node_kill"}, clusterNodeKill},
 }
 
 // benchRun is what scenarios share.

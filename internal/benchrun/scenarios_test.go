@@ -28,9 +28,31 @@ func BenchmarkScenarios(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer env.close()
-	r := &benchRun{env: env, size: size, progress: io.Discard}
-	for _, sc := range benchScenarios {
-		b.Run(strings.ReplaceAll(sc.name, " ", "_"), func(b *testing.B) {
+	runScenarios(b, &benchRun{env: env, size: size, progress: io.Discard}, benchScenarios)
+}
+
+// BenchmarkClusterScenarios runs bench -cluster's scenarios the same way,
+// on an embedded 3-node cluster with R3 streams:
+//
+//	go test -run '^$' -bench ClusterScenarios -benchtime 1x ./internal/benchrun
+func BenchmarkClusterScenarios(b *testing.B) {
+	size := DefaultSize
+	if testing.Short() {
+		size = QuickSize
+	}
+	env, err := newClusterEnv(b.Context(), slog.New(slog.DiscardHandler), io.Discard, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer env.close()
+	runScenarios(b, &benchRun{env: env, size: size, progress: io.Discard}, clusterScenarios)
+}
+
+// runScenarios runs each scenario as a sub-benchmark and reports its
+// results as metrics.
+func runScenarios(b *testing.B, r *benchRun, scenarios []benchScenario) {
+	for _, sc := range scenarios {
+		b.Run(strings.NewReplacer(" ", "_", ":", "").Replace(sc.name), func(b *testing.B) {
 			for b.Loop() {
 				res, err := sc.run(b.Context(), r, func(string) bool { return true })
 				if err != nil {

@@ -67,6 +67,12 @@ type Cluster struct {
 	Host   string
 	Port   int        // the port the other members' routes connect to
 	Routes []*url.URL // every member's route URL; the server skips its own
+	// Advertise, if set, is the host:port the member tells the others to
+	// dial for its routes, instead of Host:Port (a relay in front of it).
+	Advertise string
+	// NoCompression turns route compression off, so that a relay in front
+	// of the routes can read them.
+	NoCompression bool
 }
 
 const (
@@ -122,6 +128,10 @@ func StartUntil(ctx context.Context, cfg Config) (*server.Server, error) {
 		opts.Cluster.Host = c.Host
 		opts.Cluster.Port = c.Port
 		opts.Routes = c.Routes
+		opts.Cluster.Advertise = c.Advertise
+		if c.NoCompression {
+			opts.Cluster.Compression.Mode = server.CompressionOff
+		}
 	}
 	if cfg.File != "" {
 		var err error
