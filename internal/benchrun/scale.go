@@ -59,7 +59,8 @@ func benchScale(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result
 		d := time.Since(t0)
 		elapsed += d
 		held = append(held, got...)
-		notes = append(notes, fmt.Sprintf("%d→%d in %.1f s (%.0f/s)", upTo-len(keys), upTo, d.Seconds(), float64(len(keys))/d.Seconds()))
+		notes = append(notes, fmt.Sprintf("%d→%d in %.1f s (%.0f/s, %.0f µs each)", upTo-len(keys), upTo, d.Seconds(),
+			float64(len(keys))/d.Seconds(), float64(d.Microseconds())/float64(len(keys))))
 		r.printf("%d sessions held (%d started in %v)", upTo, len(keys), d.Round(time.Millisecond))
 	}
 	// Idle: let the starts' background snapshots settle, then measure.
@@ -92,9 +93,9 @@ func benchScale(ctx context.Context, r *benchRun, _ func(string) bool) ([]Result
 		result("start_100k_sessions_s", elapsed.Seconds(), UnitSeconds, 0,
 			"%d sessions of %d-byte profiles, %d workers; steps %s", n, len(mustJSON(tmpl)), 4*AggregateWorkers, strings.Join(notes, ", ")),
 		result("idle_100k_cpu_pct", cpuPct, UnitPercent, 0,
-			"%d idle held sessions, 5 s lease TTL, over %.1f s; %s", n, window.Seconds(), where),
+			"%.3f %% of a core: %d idle held sessions, 5 s lease TTL, over %.1f s; %s", cpuPct, n, window.Seconds(), where),
 		result("idle_liveness_msgs_per_s_100k", msgs, UnitRate, 0,
-			"messages the store's connection sent per second while %d sessions sat idle (its heartbeat every TTL/3)", n),
+			"%.2f messages per second sent by the store's connection while %d sessions sat idle (its heartbeat every TTL/3)", msgs, n),
 		result("close_100k_sessions_s", closeTime.Seconds(), UnitSeconds, 0,
 			"Store.Close ending %d sessions (%.0f/s)", n, float64(n)/closeTime.Seconds()),
 	}, nil
