@@ -213,7 +213,10 @@ func (st *Store[T]) newProjection(name string, h Handler[T], opts []ProjectionOp
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
-	cfg := projectionConfig{cacheSize: 10_000, pinTTL: 5 * time.Second, ackWait: 30 * time.Second, batch: 512}
+	// A small batch: the server renews an instance's pin when it pulls, and
+	// the iterator pulls when half its buffer is used, so a slow handler
+	// with a big buffer would lose the pin while it works through it.
+	cfg := projectionConfig{cacheSize: 10_000, pinTTL: 5 * time.Second, ackWait: 30 * time.Second, batch: 64}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -256,12 +259,19 @@ func (p *Projection[T]) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullPriorityGroup(names.ProjectionGroup), jetstream.PullMaxMessages(p.cfg.batch))
+	open := func() (jetstream.MessagesContext, error) {
+		it, err := cons.Messages(jetstream.PullPriorityGroup(names.ProjectionGroup), jetstream.PullMaxMessages(p.cfg.batch))
+		if err != nil {
+			return nil, fmt.Errorf("profileledger: projection %q: %w", p.name, err)
+		}
+		return it, nil
+	}
+	it, err := open()
 	if err != nil {
-		return fmt.Errorf("profileledger: projection %q: %w", p.name, err)
+		return err
 	}
 	defer p.unpin()
-	defer it.Stop()
+	defer func() { it.Stop() }()
 	for {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if ctx.Err() != nil {
@@ -270,6 +280,18 @@ func (p *Projection[T]) Run(ctx context.Context) error {
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrMsgIteratorClosed):
 			return fmt.Errorf("profileledger: projection %q: %w", p.name, err)
+		case errors.Is(err, jetstream.ErrPinIDMismatch):
+			// Another instance is pinned now: the messages this one still
+			// buffers are not its to handle (unacknowledged, they go to
+			// the pinned one after the ack wait). Drop them and wait.
+			p.mu.Lock()
+			p.pinID = ""
+			p.mu.Unlock()
+			it.Stop()
+			if it, err = open(); err != nil {
+				return err
+			}
+			continue
 		case err != nil:
 			// Transient: a pin moved, heartbeats missed, a reconnect. The
 			// iterator pulls again by itself.
@@ -374,6 +396,11 @@ func (p *Projection[T]) handle(ctx context.Context, m jetstream.Msg) error {
 		return p.ack(m)
 	}
 	e, err := p.predecessor(ctx, key, token, seq, m)
+	if errors.Is(err, errPredecessorGone) {
+		p.stats.skipped.Add(1)
+		st.log.Info("projection: skipped a message whose predecessor is no longer in the log (erased?)", "projection", p.name, logKey, key, logSeq, seq)
+		return p.ack(m)
+	}
 	if err != nil {
 		return err
 	}
@@ -430,6 +457,12 @@ func (p *Projection[T]) predecessor(ctx context.Context, key, token string, seq 
 	p.stats.loads.Add(1)
 	for attempt := 0; ; attempt++ {
 		l, err := p.st.load(ctx, key, token, seq-1, time.Time{})
+		if err == nil && hasPrev && l.fence.Seq < prev {
+			// The message's predecessor is no longer in the log: an
+			// erasure purged it (the message itself is gone too, delivered
+			// before the purge), or someone deleted it. Nothing to fold onto.
+			return nil, errPredecessorGone
+		}
 		if err == nil {
 			return &foldEntry{key: key, token: token, l: l, sinceSnap: l.report.Replayed}, nil
 		}
@@ -442,6 +475,10 @@ func (p *Projection[T]) predecessor(ctx context.Context, key, token string, seq 
 		}
 	}
 }
+
+// errPredecessorGone: a delivered message's predecessor on its subject is
+// no longer in the log (see predecessor).
+var errPredecessorGone = errors.New("profileledger: the message's predecessor is no longer in the log")
 
 // call runs the handler on c until it succeeds or ctx ends.
 func (p *Projection[T]) call(ctx context.Context, m jetstream.Msg, c *Change[T]) error {

@@ -461,3 +461,83 @@ func TestAFailingOrPanickingHandlerIsRetriedOnTheSameEventAndNothingIsSkipped(t 
 		t.Fatalf("%d calls for %d events", h.total(), len(logEvents(t, e.js, "p")))
 	}
 }
+
+// TestAProjectionSkipsWhatAnErasurePurgedUnderIt: messages of a profile
+// delivered to a projection before an erasure purged them, and folded
+// after, have no predecessor left in the log: the projection skips them
+// (it used to stop with ErrBadEvent, folding onto nothing), and the
+// snapshotter writes no snapshot of the erased data.
+func TestAProjectionSkipsWhatAnErasurePurgedUnderIt(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players")
+	ctx := ctxT(t)
+	// The two profiles' events interleave: with a one-profile cache each
+	// message of one needs a load.
+	first, erased := start(t, st, "first"), start(t, st, "erased")
+	for range 3 {
+		for _, s := range []*profileledger.Session[Player]{first, erased} {
+			if err := s.Mutate(ctx, "coins", addCoins(1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, s := range []*profileledger.Session[Player]{first, erased} {
+		if err := s.End(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The handler holds the projection on the first profile's first event
+	// while "erased" is erased: its messages are delivered (buffered) by
+	// then, and with a one-profile cache each needs a load.
+	release := make(chan struct{})
+	var once sync.Once
+	handled := newSeen()
+	inner := handled.handler(t)
+	p, err := st.Project("erasure", func(ctx context.Context, c *profileledger.Change[Player]) error {
+		if c.Key == "first" {
+			once.Do(func() { <-release })
+		}
+		return inner(ctx, c)
+	}, profileledger.ProjectCache(1), profileledger.ProjectFromStart())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { errc <- p.Run(pctx) }()
+	time.Sleep(300 * time.Millisecond) // sequencing: the first messages are delivered and the handler holds
+	if err := st.Erase(ctx, "erased"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	// Wait for the projection to reach the end of the stream.
+	for {
+		status, err := p.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status.LagEvents() == 0 {
+			break
+		}
+		select {
+		case err := <-errc:
+			t.Fatalf("the projection stopped: %v", err)
+		case <-ctx.Done():
+			t.Fatal("the projection did not catch up")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("the projection stopped: %v", err)
+	default:
+	}
+	if got := handled.total(); got == 0 {
+		t.Fatal("the projection handled nothing")
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}

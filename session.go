@@ -397,6 +397,7 @@ func (st *Store[T]) releaseQuietly(l lease.Lease) {
 // ctx ends.
 func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 	st := s.st
+	loads := 0
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && !retry.Sleep(ctx, retry.Backoff(attempt, time.Millisecond, 50*time.Millisecond)) {
 			return fmt.Errorf("profileledger: start session of %q: the log kept moving under the load: %w", s.key, ctx.Err())
@@ -405,8 +406,15 @@ func (s *Session[T]) begin(ctx context.Context, pre *loaded) error {
 		if pre != nil {
 			l, pre = *pre, nil
 		} else {
+			lctx, cancel := context.WithTimeout(ctx, loadAttempt(loads))
 			var err error
-			if l, err = st.load(ctx, s.key, s.token, 0, time.Time{}); err != nil {
+			l, err = st.load(lctx, s.key, s.token, 0, time.Time{})
+			cancel()
+			loads++
+			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				continue // unanswered (a leader election?): again
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -504,10 +512,18 @@ func (st *Store[T]) prefetch(ctx context.Context, key, token string) *prefetched
 	pf := &prefetched{done: make(chan struct{})}
 	go func() {
 		defer close(pf.done)
+		ctx, cancel := context.WithTimeout(ctx, loadAttempt(0))
+		defer cancel()
 		pf.l, pf.err = st.load(ctx, key, token, 0, time.Time{})
 	}()
 	return pf
 }
+
+// loadAttempt bounds the n-th load of a start: a read sent while the
+// stream elects a leader is never answered, and a start must not wait its
+// whole context for it. Each bound is twice the last (5 s, 10 s, 20 s,
+// then 40 s), so that a long replay still gets its time.
+func loadAttempt(n int) time.Duration { return 5 * time.Second << min(n, 3) }
 
 // wait waits for the prefetch to finish (it is bounded by the start's ctx).
 func (pf *prefetched) wait() { <-pf.done }

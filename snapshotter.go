@@ -46,7 +46,22 @@ func (st *Store[T]) Snapshotter(every int, opts ...ProjectionOption) (*Projectio
 		}.encode()
 		if err == nil {
 			sctx, cancel := context.WithTimeout(ctx, ledger.DefaultTimeout)
-			err = st.snaps.Save(sctx, snap)
+			// The version's message must still be in the log: an erasure
+			// may have purged it after the message was delivered, and its
+			// data must not come back as a snapshot.
+			present := false
+			err = st.ledger.ReadRaw(sctx, st.names.Events(e.token), e.l.version-1, e.l.version, func(m ledger.RawMessage) error {
+				present = present || m.Seq == e.l.version
+				return nil
+			})
+			if err == nil && !present {
+				cancel()
+				e.sinceSnap = 0
+				return
+			}
+			if err == nil {
+				err = st.snaps.Save(sctx, snap)
+			}
 			cancel()
 		}
 		if err != nil {
