@@ -27,7 +27,8 @@ import (
 // An insert by a writer who computes the link correctly and is the last
 // message keeps the chain intact: the chain is not keyed. The epoch and
 // session rules still catch one that does not claim the live session's
-// identity; signatures (RuleSigned) catch the rest. A deleted last message
+// identity; only signatures would catch the rest (not built: see the
+// README's "Signed events"). A deleted last message
 // leaves no gap either: a digest taken before (VerifyDigest) catches it.
 const RuleChain Rule = "hash-chain-intact"
 
@@ -65,9 +66,11 @@ func checkChain(key string, recs []ledger.Record) []Violation {
 			if link.Hash != ([32]byte{}) {
 				add(r.Seq, "the first message's link names sequence 0 with a non-zero hash")
 			}
-		case wasFirst && r.Err == nil && r.Event.Type == ledger.TypeErased:
+		case wasFirst && r.Err == nil && r.Event.Type == ledger.TypeErased && link.Seq < r.Seq:
 			// The erasure's tombstone commits to the head of the chain it
 			// erased; that prefix was purged by design.
+		case wasFirst && r.Err == nil && r.Event.Type == ledger.TypeErased:
+			add(r.Seq, "the tombstone links to sequence %d, which is not before it: forged", link.Seq)
 		case wasFirst:
 			add(r.Seq, "the message links to sequence %d, which the log no longer holds: the messages before it were deleted", link.Seq)
 		case link.Seq >= r.Seq:

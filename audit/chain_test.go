@@ -72,6 +72,8 @@ func TestTheChainRuleNamesWhereTheChainBreaks(t *testing.T) {
 		}(), []uint64{1, 2}},
 		{"a log that starts at an erasure's tombstone", chainedAfter(ledger.Head{Seq: 40, Hash: [32]byte{9}},
 			ev(41, "t", ledger.TypeErased, "s9", 9), ev(42, "g", started, "s10", 10)), nil},
+		{"a forged tombstone that links to a sequence not before it", chainedAfter(ledger.Head{Seq: 999999, Hash: [32]byte{9}},
+			ev(41, "t", ledger.TypeErased, "s9", 9), ev(42, "g", started, "s10", 10)), []uint64{41}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -189,7 +189,13 @@ func checkHead(h ProfileHead, recs []ledger.Record) (Violation, bool) {
 		return Violation{}, false
 	}
 	if len(recs) > 0 && recs[0].Err == nil && recs[0].Event.Type == ledger.TypeErased && recs[0].Link != "" {
-		if link, err := ledger.ParseHead(recs[0].Link); err == nil && link.Seq >= h.Seq {
+		link, err := ledger.ParseHead(recs[0].Link)
+		switch {
+		case err != nil || link.Seq >= recs[0].Seq:
+			// A forged tombstone: the chain rule reports it too.
+		case link.Seq == h.Seq && hex.EncodeToString(link.Hash[:]) != h.Hash:
+			return bad("the tombstone at sequence %d names the recorded head %d with another hash: the chain it claims to erase is not the one the digest recorded", recs[0].Seq, h.Seq)
+		case link.Seq >= h.Seq:
 			return Violation{}, false // erased since; the tombstone names the erased head
 		}
 	}

@@ -22,7 +22,8 @@ import (
 // first chained message can name it. Deleting, altering, inserting or
 // reordering a message breaks a link, which the auditor reports at the
 // sequence where it breaks. An unkeyed chain does not stop a writer who
-// recomputes it: that needs signatures (SignatureHeader).
+// recomputes it: that would need signatures (SignatureHeader, reserved;
+// not written: see the README's "Signed events").
 //
 // The writer knows its predecessor's hash without asking: the fence it
 // appends on is a Head (sequence and hash), taken from what it appended or
@@ -33,9 +34,10 @@ const (
 	// server scans every header of every message for its own, and a
 	// shorter one costs Mutate less (bench mutate_p50_vs_raw).
 	ChainHeader = "Pl-Prev"
-	// SignatureHeader is "<nkey public key>:<base64url signature>", the
-	// writing node's Ed25519 signature of the message's chain hash (see
-	// WithSigner).
+	// SignatureHeader is reserved for "<nkey public key>:<base64url
+	// signature>", a writing node's Ed25519 signature of the message's
+	// chain hash. Nothing writes it yet (measured too dear per append);
+	// reads report it as Record.Signature.
 	SignatureHeader = "Pl-Sig"
 )
 

@@ -13,8 +13,11 @@
 //     hand-overs, steals, trades, messages and snapshots on one store:
 //     append to the store's event and inbox subjects, read its stream,
 //     use its three KV buckets, send and answer hand-over requests. It
-//     cannot create, update, delete or purge a stream or a bucket, delete
-//     a stream message, or touch another store.
+//     cannot create, update, delete or purge a stream or a bucket through
+//     the JetStream API, delete a stream message, or touch another store.
+//     (It can replace a KV bucket's contents with a Nats-Rollup publish:
+//     permissions cannot filter headers. The README's threat model says
+//     what that does.)
 //   - Reader: what audit, log, show, trace, export and projections need:
 //     stream and bucket reads, ordered consumers, and durable pull
 //     consumers on the event stream (projections name theirs

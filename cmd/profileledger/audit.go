@@ -50,6 +50,7 @@ func (m *Main) runAudit(ctx context.Context, args []string) int {
 	every := fs.Int("progress", 0, "print progress to stderr every `N` profiles (0: never)")
 	takeDigest := fs.Bool("digest", false, "print the store's digest (chain heads and their Merkle root) as JSON on stdout")
 	verifyFile := fs.String("verify-digest", "", "check the store against the digest in `FILE` (as -digest printed it)")
+	expectRoot := fs.String("expect-root", "", "with -verify-digest: the digest's Merkle `root` as kept elsewhere; a digest file with another root is refused")
 	stores, code, ok := m.parseArgs(fs, args) // flags may come before or after the store name
 	if !ok {
 		return code
@@ -76,6 +77,12 @@ func (m *Main) runAudit(ctx context.Context, args []string) int {
 		if kept.Store != store {
 			return m.usageError(fs, "-verify-digest: %s is a digest of store %q, not %q", *verifyFile, kept.Store, store)
 		}
+		if *expectRoot != "" && *expectRoot != kept.Root {
+			fmt.Fprintf(m.stderr, "profileledger audit: %s has root %s, not the %s kept elsewhere: the file was changed\n", *verifyFile, kept.Root, *expectRoot)
+			return exitFail
+		}
+	} else if *expectRoot != "" {
+		return m.usageError(fs, "-expect-root goes with -verify-digest")
 	}
 	ctx, cancel := context.WithTimeout(ctx, nf.timeout)
 	defer cancel()

@@ -148,6 +148,14 @@ func TestAuditDigestIsKeptAndLaterVerified(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "all 2 recorded heads are in the log, unchanged") {
 		t.Fatalf("-verify-digest after growth: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+	// The root kept elsewhere must match the file's: a file whose heads
+	// and root an insider recomputed is refused.
+	if code, _, errOut = run(t, ctx, "audit", "-server", srv.URL(), "-verify-digest", file, "-expect-root", d.Root, "shop"); code != exitOK {
+		t.Fatalf("-expect-root with the file's own root: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut = run(t, ctx, "audit", "-server", srv.URL(), "-verify-digest", file, "-expect-root", strings.Repeat("0", 64), "shop"); code != exitFail || !strings.Contains(errOut, "the file was changed") {
+		t.Fatalf("-expect-root with another root: exit %d\n%s", code, errOut)
+	}
 	// user:2's last message goes: its recorded head is gone.
 	stream, err := js.Stream(ctx, "PL_shop")
 	if err != nil {

@@ -91,6 +91,8 @@ func (f *authFlags) check() error {
 		return errors.New("-tlscert and -tlskey go together")
 	case f.token != "" && f.user != "":
 		return errors.New("-token and -username: give one (a -username without -password is a token)")
+	case f.password != "" && user == "":
+		return errors.New("-password needs -username (or $NATS_USER)")
 	case token != "" && user != "" && f.user == "" && f.token == "":
 		return errors.New("NATS_TOKEN and NATS_USER are both set: unset one")
 	}
