@@ -30,8 +30,10 @@ projection of the store stands (-status).
 
 Each projection resumes from its checkpoint (its consumer's acknowledgements);
 -from-start rebuilds the snapshotter and the balances from the first event,
--from-now starts a new one at the next event. Several processes may run the
-same projections: one is active, the others wait and take over if it dies.
+-from-now starts a new one at the next event. Several processes may run
+-snapshotter and -balances: one is active, the others wait and take over if
+it dies. Run -items in one process only: its index is in memory and its
+start rebuilds it from the first event, resetting the shared consumer.
 Progress (events, lag, snapshots, dupes) goes to stderr every -progress;
 dupes go to stdout as they are found (JSON lines with -json), and a summary
 when it stops. Exit status 1 if a projection failed.
