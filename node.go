@@ -21,13 +21,12 @@ import (
 // A heartbeat is one incarnation (a life). When it lapses — a beat finds it
 // gone (the server's TTL removed it), or no beat has been acknowledged for
 // a TTL while disconnected (three while connected: a frozen link) — every
-// session of that life is lost,
-// because a contender may already have taken any of them over; the store
-// then starts a new life for the sessions it starts next. An attempt
-// without a reply is tried again; if the first one landed after all, the
-// next one's compare-and-set finds it and adopts it. Safety never rests on
-// any of this: a session that has not yet noticed is stopped by the log's
-// fence.
+// session of that life is lost, because a contender may already have taken
+// any of them over; the next session to start starts a new life. An
+// attempt without a reply is tried again; if the first one landed after
+// all, the next one's compare-and-set finds it and adopts it. Safety never
+// rests on any of this: a session that has not yet noticed is stopped by
+// the log's fence.
 
 // unansweredLimit is how many TTLs a connected store waits for any beat to
 // be acknowledged before it gives its sessions up.
