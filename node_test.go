@@ -118,14 +118,27 @@ func TestAFalseStealNoticeIsIgnored(t *testing.T) {
 // answers the hand-over request "not held", and the contender takes the
 // lease over at the revision it saw.
 func TestAStaleLeaseRecordIsTakenOverAtOnce(t *testing.T) {
+	b := staleLease(t)
+	// A's heartbeat beats on: without the "not held" answer this start
+	// would wait until its context ends.
+	s := start(t, b, "stale")
+	if err := s.Mutate(ctxT(t), "coins", addCoins(1)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// staleLease sets up store A holding profile "real", and a lease record of
+// profile "stale" that names A's heartbeat and control subject but a
+// session A never had (as one its session left behind). It returns store
+// B, on a connection of its own.
+func staleLease(t *testing.T) *profileledger.Store[Player] {
+	t.Helper()
 	srv := pltest.Run(t)
 	js := pltest.Connect(t, srv.URL())
 	a := openOn(t, js, "players")
 	b := openOn(t, pltest.Connect(t, srv.URL()), "players")
 	start(t, a, "real")
 	bucket, real := leaseOf(t, js, "players", "real")
-	// The same record (A's heartbeat, A's control subject) for another
-	// profile, under a session A never had.
 	rec := real.Record
 	rec.Session = "gone-session"
 	tok, err := keys.Encode("stale")
@@ -137,12 +150,7 @@ func TestAStaleLeaseRecordIsTakenOverAtOnce(t *testing.T) {
 	if _, err := bucket.Acquire(ctxT(t), tok, rec); err != nil {
 		t.Fatal(err)
 	}
-	// A's heartbeat beats on: without the "not held" answer this start
-	// would wait until its context ends.
-	s := start(t, b, "stale")
-	if err := s.Mutate(ctxT(t), "coins", addCoins(1)); err != nil {
-		t.Fatal(err)
-	}
+	return b
 }
 
 // leaseOf returns the lease bucket of store and the live lease of key.
@@ -184,23 +192,7 @@ func controlID(t *testing.T, subject string) string {
 // behind by a session that is gone, on a node that lives on, does not lock
 // the profile for NoWait: the node answers the probe "not held".
 func TestNoWaitTakesALeaseItsLiveNodeNoLongerHolds(t *testing.T) {
-	srv := pltest.Run(t)
-	js := pltest.Connect(t, srv.URL())
-	a := openOn(t, js, "players")
-	b := openOn(t, pltest.Connect(t, srv.URL()), "players")
-	start(t, a, "real")
-	bucket, real := leaseOf(t, js, "players", "real")
-	rec := real.Record
-	rec.Session = "gone-session"
-	tok, err := keys.Encode("stale")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := names.New("players")
-	rec.Control = n.Control(controlID(t, real.Record.Control), tok)
-	if _, err := bucket.Acquire(ctxT(t), tok, rec); err != nil {
-		t.Fatal(err)
-	}
+	b := staleLease(t)
 	s, err := b.StartSession(ctxT(t), "stale", profileledger.NoWait())
 	if err != nil {
 		t.Fatalf("NoWait start on a lease its live node does not hold = %v, want a session", err)
