@@ -100,41 +100,7 @@ func NotifyStolen(nc *nats.Conn, l Lease, from string) {
 // judged by its own revision since since, as WaitSince does. It returns Expired with the lease to Steal at its
 // revision, Free, Changed, or ctx's error.
 func (b *Bucket) WaitHolder(ctx context.Context, seen Lease, since time.Time, poll time.Duration) (Lease, WaitResult, error) {
-	if seen.Record.Holder == "" {
-		return b.WaitSince(ctx, seen, since, poll)
-	}
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	var beat uint64
-	for {
-		cur, held, err := b.Get(ctx, seen.Key)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return Lease{}, 0, ctx.Err()
-		case err != nil:
-			// The bucket is unreachable for now: keep waiting.
-		case !held:
-			return cur, Free, nil
-		case cur.Revision != seen.Revision:
-			return cur, Changed, nil
-		default:
-			rev, alive, err := b.beating(ctx, seen.Record.Holder)
-			switch {
-			case err != nil:
-			case !alive:
-				return cur, Expired, nil
-			case rev != beat:
-				beat, since = rev, time.Now() // it beats: count a TTL from now
-			case time.Since(since) >= b.ttl:
-				return cur, Expired, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return Lease{}, 0, ctx.Err()
-		case <-t.C:
-		}
-	}
+	return b.wait(ctx, seen, since, poll, seen.Record.Holder != "")
 }
 
 // WaitResult says why Wait returned.
@@ -158,9 +124,15 @@ const (
 // revision, by this process's monotonic clock (pass a time.Now() value) —
 // or until ctx ends.
 func (b *Bucket) WaitSince(ctx context.Context, seen Lease, since time.Time, poll time.Duration) (Lease, WaitResult, error) {
-	start := since
+	return b.wait(ctx, seen, since, poll, false)
+}
+
+// wait is WaitHolder (byHeartbeat: the holder's heartbeat decides) and
+// WaitSince (the lease's own revision does).
+func (b *Bucket) wait(ctx context.Context, seen Lease, since time.Time, poll time.Duration, byHeartbeat bool) (Lease, WaitResult, error) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	var beat uint64
 	for {
 		cur, held, err := b.Get(ctx, seen.Key)
 		switch {
@@ -172,8 +144,21 @@ func (b *Bucket) WaitSince(ctx context.Context, seen Lease, since time.Time, pol
 			return cur, Free, nil
 		case cur.Revision != seen.Revision:
 			return cur, Changed, nil
-		case time.Since(start) >= b.ttl:
-			return cur, Expired, nil
+		case !byHeartbeat:
+			if time.Since(since) >= b.ttl {
+				return cur, Expired, nil
+			}
+		default:
+			rev, alive, err := b.beating(ctx, seen.Record.Holder)
+			switch {
+			case err != nil:
+			case !alive:
+				return cur, Expired, nil
+			case rev != beat:
+				beat, since = rev, time.Now() // it beats: count a TTL from now
+			case time.Since(since) >= b.ttl:
+				return cur, Expired, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
