@@ -536,6 +536,7 @@ type projectionStats struct {
 	pending                                            atomic.Uint64 // events not yet delivered, as of the last one
 	lastSeq                                            atomic.Uint64 // stream sequence of the last message delivered
 	lagNanos                                           atomic.Int64  // age of the last message delivered when it was
+	deliveredAt                                        atomic.Int64  // when the last message was delivered, Unix nanoseconds
 	desc                                               projectionDescs
 }
 
@@ -548,4 +549,5 @@ func (s *projectionStats) delivered(meta *jetstream.MsgMetadata) {
 		s.lastSeq.Store(meta.Sequence.Stream)
 	}
 	s.lagNanos.Store(int64(time.Since(meta.Timestamp)))
+	s.deliveredAt.Store(time.Now().UnixNano())
 }

@@ -168,7 +168,7 @@ func (p *Projection[T]) Counts() ProjectionCounts {
 
 type projectionDescs struct {
 	events, skipped, loads, redelivered, handlerErrors, snapshots, snapshotErrors *prometheus.Desc
-	pending, lag, cached                                                          *prometheus.Desc
+	pending, lag, cached, stalled                                                 *prometheus.Desc
 }
 
 func (s *projectionStats) init(store, name string) {
@@ -187,14 +187,16 @@ func (s *projectionStats) init(store, name string) {
 		pending:        d("lag_events", "Events appended and not yet delivered to the projection, as of the last delivery."),
 		lag:            d("lag_seconds", "Age of the last message delivered to the projection when it was delivered."),
 		cached:         d("cached_profiles", "Profiles whose fold the projection keeps in memory."),
+		stalled:        d("seconds_since_delivery", "Seconds since a message was last delivered to the projection (lag_events and lag_seconds are as of then: alert on this with lag_events > 0)."),
 	}
 }
 
 // Collector returns the projection's metrics (profileledger_projection_*,
 // labels store and projection): events folded, messages skipped, loads,
-// redeliveries, handler errors, snapshots written, and the lag (events not
-// yet delivered, and the age of the last one delivered). Register it on
-// your own registry.
+// redeliveries, handler errors, snapshots written, the lag (events not
+// yet delivered, and the age of the last one delivered, both as of the
+// last delivery) and the seconds since that delivery (a stuck projection
+// shows there). Register it on your own registry.
 func (p *Projection[T]) Collector() prometheus.Collector { return projectionCollector[T]{p} }
 
 type projectionCollector[T any] struct{ p *Projection[T] }
@@ -218,4 +220,9 @@ func (c projectionCollector[T]) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, float64(s.pending.Load()))
 	ch <- prometheus.MustNewConstMetric(d.lag, prometheus.GaugeValue, time.Duration(s.lagNanos.Load()).Seconds())
 	ch <- prometheus.MustNewConstMetric(d.cached, prometheus.GaugeValue, float64(c.p.cache.len()))
+	stalled := 0.0 // nothing delivered yet
+	if at := s.deliveredAt.Load(); at != 0 {
+		stalled = time.Since(time.Unix(0, at)).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(d.stalled, prometheus.GaugeValue, stalled)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/profileledger/profileledger/internal/keys"
 	"github.com/profileledger/profileledger/ledger"
 	"github.com/profileledger/profileledger/pltest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // seen records what a projection's handler was given.
@@ -539,5 +540,47 @@ func TestAProjectionSkipsWhatAnErasurePurgedUnderIt(t *testing.T) {
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatalf("Run = %v", err)
+	}
+}
+
+// TestAProjectionsMetricsCountWhatItDidAndShowAStall: the collector gives
+// the events folded, the lag as of the last delivery, and the seconds
+// since that delivery, which keep growing while nothing is delivered.
+func TestAProjectionsMetricsCountWhatItDidAndShowAStall(t *testing.T) {
+	e := newEnv(t)
+	st := e.open(t, "players")
+	ctx := ctxT(t)
+	s := start(t, st, "k")
+	for range 4 {
+		if err := s.Mutate(ctx, "coins", addCoins(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newSeen()
+	p, err := st.Project("metrics", h.handler(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p.Collector())
+	runProjection(t, p)
+	for !allHandled(t, e.js, h, "k") {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the projection did not handle the log")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	labels := map[string]string{"store": "players", "projection": "metrics"}
+	if got := metricValue(t, reg, "profileledger_projection_events_total", labels); got != float64(h.total()) {
+		t.Errorf("events_total = %v, want the %d events handled", got, h.total())
+	}
+	if got := metricValue(t, reg, "profileledger_projection_lag_events", labels); got != 0 {
+		t.Errorf("lag_events = %v after catching up, want 0", got)
+	}
+	first := metricValue(t, reg, "profileledger_projection_seconds_since_delivery", labels)
+	time.Sleep(200 * time.Millisecond) // the window measured: nothing is appended
+	if later := metricValue(t, reg, "profileledger_projection_seconds_since_delivery", labels); later < first+0.1 {
+		t.Errorf("seconds_since_delivery went from %v to %v over 200 ms without a delivery", first, later)
 	}
 }
