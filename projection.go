@@ -316,15 +316,31 @@ func (p *Projection[T]) Run(ctx context.Context) error {
 // loses it after the pin TTL).
 func (p *Projection[T]) unpin() {
 	p.mu.Lock()
-	pinned := p.pinID != ""
+	id := p.pinID
 	p.mu.Unlock()
-	if !pinned {
+	if id == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	stream, err := p.st.js.Stream(ctx, p.st.names.Stream)
+	var info *jetstream.ConsumerInfo
 	if err == nil {
+		var cons jetstream.Consumer
+		if cons, err = stream.Consumer(ctx, p.consumer); err == nil {
+			info, err = cons.Info(ctx)
+		}
+	}
+	if err == nil {
+		// Only our own pin: an instance that lost it must not unpin the
+		// one that has it now.
+		ours := false
+		for _, g := range info.PriorityGroups {
+			ours = ours || (g.Group == names.ProjectionGroup && g.PinnedClientID == id)
+		}
+		if !ours {
+			return
+		}
 		err = stream.UnpinConsumer(ctx, p.consumer, names.ProjectionGroup)
 	}
 	if err != nil {
