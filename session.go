@@ -299,10 +299,20 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 			}
 			continue // it changed under us, or the reply was lost: look again
 		}
-		hctx, cancel := context.WithTimeout(ctx, st.cfg.handoverTimeout)
-		reply, err := lease.RequestHandover(hctx, st.nc, cur, st.cfg.node)
-		cancel()
+		reply, dead, err := st.askHolder(ctx, cur, poll)
 		st.obs.handover(seen, err == nil && reply.Released)
+		if dead {
+			st.obs.waited(lease.Expired)
+			st.log.Info("taking over a dead holder's profile", logKey, token, "holder", cur.Record.Node)
+			l, again, err := st.takeOver(ctx, token, cur, rec)
+			if err == nil {
+				return l, false, nil
+			}
+			if !again {
+				return lease.Lease{}, false, err
+			}
+			continue
+		}
 		switch {
 		case err == nil && reply.Released:
 			continue
@@ -339,6 +349,43 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 			}
 			if !again {
 				return lease.Lease{}, false, err
+			}
+		}
+	}
+}
+
+// askHolder sends the holder of cur a hand-over request and, while it
+// waits for the reply, watches the holder's heartbeat: a holder that died
+// just before (a request to it can be dropped without a "no responders"
+// answer, on a cluster whose member has not yet seen its connection close)
+// is taken over once its heartbeat is gone, not after the request's
+// timeout. dead says so; reply and err are the request's otherwise.
+func (st *Store[T]) askHolder(ctx context.Context, cur lease.Lease, poll time.Duration) (reply lease.HandoverReply, dead bool, err error) {
+	hctx, cancel := context.WithTimeout(ctx, st.cfg.handoverTimeout)
+	defer cancel()
+	type answer struct {
+		r   lease.HandoverReply
+		err error
+	}
+	ans := make(chan answer, 1)
+	go func() {
+		r, err := lease.RequestHandover(hctx, st.nc, cur, st.cfg.node)
+		ans <- answer{r, err}
+	}()
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case a := <-ans:
+			return a.r, false, a.err
+		case <-t.C:
+			if cur.Record.Holder == "" {
+				continue // an older writer's record: its own TTL decides, later
+			}
+			if live, err := st.leases.Live(hctx, cur); err == nil && !live {
+				cancel()
+				<-ans
+				return lease.HandoverReply{}, true, nil
 			}
 		}
 	}

@@ -344,3 +344,38 @@ func TestWhatAHolderMissedWhileCutOffIsCaughtUpWhenItReconnects(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestADeadHolderIsTakenOverWhenItsHeartbeatLapsesNotWhenTheRequestTimesOut:
+// holder A freezes (its connection stays open, so a hand-over request to it
+// is delivered and never answered, as to a member that has not yet seen a
+// dead holder's connection close). B's request would wait 30 s; B watches
+// A's heartbeat meanwhile and takes over when it lapses — within a start
+// context of 15 s, which would end first otherwise.
+func TestADeadHolderIsTakenOverWhenItsHeartbeatLapsesNotWhenTheRequestTimesOut(t *testing.T) {
+	srv := pltest.Run(t)
+	tp := pltest.Proxy(t, srv.URL())
+	a := openNode(t, tp.URL(), "a", true)
+	b := openNode(t, srv.URL(), "b", false, profileledger.WithHandoverTimeout(30*time.Second))
+	ctx := testCtx(t, time.Minute)
+	sa, err := a.st.StartSession(ctx, "frozen-holder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.Mutate(ctx, "item", addItem("a-0")); err != nil {
+		t.Fatal(err)
+	}
+	tp.Freeze()
+	defer tp.Thaw()
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	sb, err := b.st.StartSession(sctx, "frozen-holder")
+	if err != nil {
+		t.Fatalf("B's start while A's request hangs = %v; want a take-over once A's heartbeat lapsed", err)
+	}
+	if got := sb.Data().Inventory; !slices.Equal(got, []string{"a-0"}) {
+		t.Errorf("B's data = %v, want A's acknowledged item", got)
+	}
+	if err := sb.End(ctx); err != nil {
+		t.Error(err)
+	}
+}
