@@ -150,11 +150,19 @@ func (l *Log) appendMsgs(ctx context.Context, parts []Part, msgs []*nats.Msg) ([
 		}
 		// Settle what the previous attempt did before trying again: the
 		// log, not the missing ack, says whether it landed.
-		seqs, err := l.resolve(ctx, parts)
-		if !errors.Is(err, errNotFound) {
-			return seqs, err
+		seqs, rerr := l.resolve(ctx, parts)
+		switch {
+		case isTransport(rerr):
+			// The log could not be read (a replicated stream electing a
+			// leader answers 503): still unknown; look again after the
+			// next pause, until the deadline.
+			continue
+		case !errors.Is(rerr, errNotFound):
+			return seqs, rerr
 		}
-		if last, err = l.publish(ctx, deadline, msgs); err == nil {
+		// (A retry's own error is not err: err stays the first attempt's,
+		// which the switch above judges; the log settles each retry.)
+		if last, perr := l.publish(ctx, deadline, msgs); perr == nil {
 			return spread(parts, last), nil
 		}
 	}

@@ -149,6 +149,8 @@ func (l *Log) readBatch(ctx context.Context, sub *replySub, subject string, next
 			b.ended = true
 			b.done = pending == 0 || b.last == 0 || (upTo > 0 && b.last >= upTo)
 			return b, nil
+		case "503": // no responders: on a replicated stream, no leader yet
+			return b, fmt.Errorf("ledger: read %s: status 503 %s: %w", subject, m.Header.Get("Description"), nats.ErrNoResponders)
 		default:
 			return b, fmt.Errorf("ledger: read %s: status %s %s", subject, m.Header.Get("Status"), m.Header.Get("Description"))
 		}
