@@ -152,10 +152,11 @@ func (l *Log) appendMsgs(ctx context.Context, parts []Part, msgs []*nats.Msg) ([
 		// log, not the missing ack, says whether it landed.
 		seqs, rerr := l.resolve(ctx, parts)
 		switch {
-		case isTransport(rerr):
+		case isTransport(rerr) && !errors.Is(rerr, nats.ErrConnectionClosed) && !errors.Is(rerr, context.Canceled):
 			// The log could not be read (a replicated stream electing a
-			// leader answers 503): still unknown; look again after the
-			// next pause, until the deadline.
+			// leader answers 503, a read timed out): still unknown; look
+			// again after the next pause, until the deadline. (A closed
+			// connection or a cancelled context will not get better.)
 			continue
 		case !errors.Is(rerr, errNotFound):
 			return seqs, rerr
