@@ -288,14 +288,12 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 			sc.steal = true
 		}
 		if sc.steal {
-			l, again, err := st.takeOver(ctx, token, cur, rec)
-			if err == nil {
-				st.obs.stole()
-				lease.NotifyStolen(st.nc, cur, st.cfg.node)
-				return l, false, nil
-			}
-			if !again {
-				return lease.Lease{}, false, err
+			if l, done, err := st.takeOver(ctx, token, cur, rec); done {
+				if err == nil {
+					st.obs.stole()
+					lease.NotifyStolen(st.nc, cur, st.cfg.node)
+				}
+				return l, false, err
 			}
 			continue // it changed under us, or the reply was lost: look again
 		}
@@ -304,12 +302,8 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 		if dead {
 			st.obs.waited(lease.Expired)
 			st.log.Info("taking over a dead holder's profile", logKey, token, "holder", cur.Record.Node)
-			l, again, err := st.takeOver(ctx, token, cur, rec)
-			if err == nil {
-				return l, false, nil
-			}
-			if !again {
-				return lease.Lease{}, false, err
+			if l, done, err := st.takeOver(ctx, token, cur, rec); done {
+				return l, false, err
 			}
 			continue
 		}
@@ -317,12 +311,8 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 		case err == nil && reply.Released:
 			continue
 		case err == nil && reply.NotHeld:
-			l, again, err := st.takeOver(ctx, token, cur, rec)
-			if err == nil {
-				return l, false, nil
-			}
-			if !again {
-				return lease.Lease{}, false, err
+			if l, done, err := st.takeOver(ctx, token, cur, rec); done {
+				return l, false, err
 			}
 			continue
 		case ctx.Err() != nil:
@@ -343,12 +333,8 @@ func (st *Store[T]) acquire(ctx context.Context, token string, rec lease.Record,
 		st.obs.waited(res)
 		if res == lease.Expired {
 			st.log.Info("taking over a dead holder's profile", logKey, token, "holder", wl.Record.Node)
-			l, again, err := st.takeOver(ctx, token, wl, rec)
-			if err == nil {
-				return l, false, nil
-			}
-			if !again {
-				return lease.Lease{}, false, err
+			if l, done, err := st.takeOver(ctx, token, wl, rec); done {
+				return l, false, err
 			}
 		}
 	}
@@ -392,16 +378,18 @@ func (st *Store[T]) askHolder(ctx context.Context, cur lease.Lease, poll time.Du
 }
 
 // takeOver replaces the lease cur with rec (a compare-and-set on cur's
-// revision). again says the lease changed under us (or the reply was lost,
-// or NATS is unreachable with time left): look again.
-func (st *Store[T]) takeOver(ctx context.Context, token string, cur lease.Lease, rec lease.Record) (l lease.Lease, again bool, err error) {
+// revision). done says the start has its answer: the lease (err nil), or
+// an error to return; otherwise the lease changed under us (or the reply
+// was lost, or NATS is unreachable with time left): look again.
+func (st *Store[T]) takeOver(ctx context.Context, token string, cur lease.Lease, rec lease.Record) (l lease.Lease, done bool, err error) {
 	actx, cancel := context.WithTimeout(ctx, leaseAttemptTimeout)
 	defer cancel()
 	l, err = st.leases.Steal(actx, token, cur.Revision, rec)
 	if err == nil {
-		return l, false, nil
+		return l, true, nil
 	}
-	return lease.Lease{}, errors.Is(err, lease.ErrLost) || ctx.Err() == nil, err
+	again := errors.Is(err, lease.ErrLost) || ctx.Err() == nil
+	return lease.Lease{}, !again, err
 }
 
 // releaseLater gives back, in the background, a lease whose release failed
